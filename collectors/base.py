@@ -1,0 +1,46 @@
+"""The contract every evidence source honours: never raise, say ok / error / no_data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from triage.models import IncidentState
+
+EvidenceStatus = Literal["ok", "error", "no_data"]
+
+
+class TimeWindow(BaseModel):
+    start: datetime
+    onset: datetime
+    end: datetime
+
+
+class EvidenceItem(BaseModel):
+    id: str = Field(description="Stable: the same fact gets the same id on every run")
+    kind: str = Field(description="metric_shift, log_pattern, k8s_event, rollout, pod_state, ...")
+    summary: str
+    detail: str = ""
+    subject: str = Field("", description="Component the item is about (service/workload)")
+    timestamp: datetime | None = None
+    score: float = Field(0.0, ge=0, le=1, description="How anomalous / suspicious, 0..1")
+    fault_hint: str | None = None
+    change: str | None = None
+
+
+class Evidence(BaseModel):
+    collector: str
+    status: EvidenceStatus
+    items: list[EvidenceItem] = Field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+class Collector(Protocol):
+    name: str
+
+    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+        """Gather evidence; failures are reported in the result, never raised."""
+        ...

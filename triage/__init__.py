@@ -1,0 +1,3 @@
+"""triage: Alertmanager webhooks in, cited root-cause drafts out."""
+
+__version__ = "0.1.0"

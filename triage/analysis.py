@@ -1,0 +1,135 @@
+"""Analysis: evidence in, structured RCA out. The heuristic analyzer needs nothing but the
+evidence; it is the default and the fallback when no LLM gateway answers."""
+
+from __future__ import annotations
+
+from typing import Protocol, cast, get_args
+
+from collectors.base import Evidence, EvidenceItem
+from triage.models import RCA, FaultKind, IncidentState, RootCause, utcnow
+
+HEURISTIC_LABEL = "Deterministic draft (heuristic analyzer), for review"
+KINDS: tuple[str, ...] = get_args(FaultKind)
+
+# Evidence kinds that name a fault kind on their own when no hint is given.
+_KIND_BY_EVIDENCE: dict[str, str] = {
+    "rollout": "bad_rollout",
+    "config_change": "config_change",
+    "oom_killed": "resource_exhaustion",
+    "crash_loop": "crash_loop",
+    "node_condition": "node_failure",
+}
+
+_NEXT_STEPS = {
+    "bad_rollout": [
+        "Compare the blamed revision with the previous one: kubectl rollout history deploy/{c}",
+        "Check whether the new pods fail where the old ones do not (logs, error rate by version)",
+    ],
+    "config_change": [
+        "Diff the ConfigMap/Secret versions referenced before and after the change",
+        "Check the pods' logs for configuration errors since the change",
+    ],
+    "resource_exhaustion": [
+        "Inspect memory/CPU usage against limits: kubectl top pods -l app={c}",
+        "Look for OOMKilled in the pods' last state: kubectl describe pods -l app={c}",
+    ],
+    "crash_loop": [
+        "Read the previous container's logs: kubectl logs --previous deploy/{c}",
+        "Check recent events: kubectl get events --field-selector involvedObject.name={c}",
+    ],
+}
+_DEFAULT_STEPS = [
+    "Open the alert's graph around the onset and compare with the baseline",
+    "Check recent changes to {c} and its dependencies (rollouts, config, scaling)",
+]
+
+
+class Analyzer(Protocol):
+    name: str
+
+    async def analyze(self, incident: IncidentState, evidence: list[Evidence]) -> RCA: ...
+
+
+def ranked_items(evidence: list[Evidence]) -> list[EvidenceItem]:
+    """Most suspicious first; ties broken by id so the same evidence gives the same draft."""
+    items = [i for e in evidence for i in e.items]
+    return sorted(items, key=lambda i: (-i.score, i.id))
+
+
+def alert_component(incident: IncidentState) -> str:
+    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
+        for key in ("service", "deployment", "statefulset", "daemonset", "job", "pod"):
+            if labels.get(key):
+                return labels[key]
+    return "unknown"
+
+
+class HeuristicAnalyzer:
+    name = "heuristic"
+
+    async def analyze(self, incident: IncidentState, evidence: list[Evidence]) -> RCA:
+        items = ranked_items(evidence)
+        usable = [e for e in evidence if e.status == "ok"]
+        coverage = len(usable) / len(evidence) if evidence else 0.0
+        impact = _impact(incident)
+        if not items:
+            component = alert_component(incident)
+            failed = [e.collector for e in evidence if e.status == "error"]
+            return RCA(
+                incident_id=incident.incident_id,
+                revision=incident.requested_revision,
+                summary=f"No evidence found for {component}; cause unknown",
+                root_cause=RootCause(
+                    component=component,
+                    kind="unknown",
+                    description="No collector returned evidence"
+                    + (f" (failed: {', '.join(failed)})" if failed else ""),
+                ),
+                confidence=0.05,
+                impact=impact,
+                evidence_ids=[],
+                next_steps=[s.format(c=component) for s in _DEFAULT_STEPS],
+                open_questions=["Which recent change touched this service?"],
+                analyzer=self.name,
+                label=HEURISTIC_LABEL,
+                created_at=utcnow(),
+            )
+        top = items[0]
+        component = top.subject or alert_component(incident)
+        kind = _fault_kind(top)
+        support = [i for i in items if i.subject == top.subject][:5] or [top]
+        confidence = round(min(0.9, top.score * (0.5 + 0.5 * coverage)), 2)
+        return RCA(
+            incident_id=incident.incident_id,
+            revision=incident.requested_revision,
+            summary=f"Probable cause: {component} ({kind.replace('_', ' ')}): {top.summary}",
+            root_cause=RootCause(
+                component=component,
+                kind=kind,
+                change=top.change,
+                description=top.detail or top.summary,
+            ),
+            confidence=confidence,
+            impact=impact,
+            evidence_ids=[i.id for i in support],
+            next_steps=[s.format(c=component) for s in _NEXT_STEPS.get(kind, _DEFAULT_STEPS)],
+            open_questions=[
+                f"Collector {e.collector} failed: {e.error}"
+                for e in evidence
+                if e.status == "error"
+            ],
+            analyzer=self.name,
+            label=HEURISTIC_LABEL,
+            created_at=utcnow(),
+        )
+
+
+def _fault_kind(item: EvidenceItem) -> FaultKind:
+    hint = item.fault_hint if item.fault_hint in KINDS else _KIND_BY_EVIDENCE.get(item.kind)
+    return cast(FaultKind, hint or "unknown")
+
+
+def _impact(incident: IncidentState) -> str:
+    firing = incident.firing()
+    names = sorted({a.labels.get("alertname", "?") for a in firing.values()})
+    return f"{len(firing)} firing alert(s): {', '.join(names) or 'none'}"

@@ -1,0 +1,235 @@
+"""The one place where triage is wired: settings in, a running ASGI app out.
+
+Every process is this app with some of the stages switched on: ``serve`` runs all of them,
+``ingest``, ``worker`` and ``notify`` one each, sharing state only through NATS. Tests pass real
+local servers and their own collectors or sinks through the factory's arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import structlog
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collectors.base import Collector
+from collectors.prometheus import PrometheusCollector
+from collectors.scenario import ScenarioCollector, load_scenarios
+from triage.analysis import Analyzer, HeuristicAnalyzer
+from triage.bus import Bus
+from triage.consumers import settle
+from triage.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
+from triage.errors import ConfigError
+from triage.incidents import IncidentStage
+from triage.ingest import Auth, WebhookReceiver
+from triage.investigation import InvestigationStage, Investigator
+from triage.metrics import Metrics
+from triage.models import AlertNotification, DeliveryRequest, InvestigationRequest
+from triage.routing import Router
+from triage.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Stage = Literal["ingest", "worker", "notify"]
+ALL_STAGES: frozenset[Stage] = frozenset({"ingest", "worker", "notify"})
+LAG_INTERVAL_S = 5.0
+
+
+@dataclass
+class Runtime:
+    """What the lifespan built; exposed on ``app.state.runtime`` for probes and tests."""
+
+    settings: Settings
+    metrics: Metrics
+    bus: Bus
+    broker: NatsBroker | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_auth(settings: Settings) -> Auth:
+    auth = Auth(
+        bearer_token=settings.bearer_token(),
+        basic_username=settings.ingest.basic_username,
+        basic_password=settings.basic_password(),
+    )
+    if auth.open and not settings.ingest.allow_unauthenticated:
+        raise ConfigError(
+            "ingest has no credentials: set TRIAGE_INGEST_BEARER_TOKEN(_FILE) or basic auth, "
+            "or TRIAGE_INGEST_ALLOW_UNAUTHENTICATED=true to accept anyone",
+            setting="ingest",
+        )
+    return auth
+
+
+def default_collectors(settings: Settings, client: httpx.AsyncClient) -> list[Collector]:
+    found: list[Collector] = []
+    if settings.prometheus.url:
+        found.append(
+            PrometheusCollector(settings.prometheus.url, client, step_s=settings.prometheus.step_s)
+        )
+    if settings.investigation.scenario_dir:
+        found.append(ScenarioCollector(load_scenarios(settings.investigation.scenario_dir)))
+    return found
+
+
+def default_sinks(settings: Settings) -> list[Sink]:
+    sinks: list[Sink] = []
+    if settings.delivery.console:
+        sinks.append(ConsoleSink())
+    if settings.delivery.jsonl_path:
+        sinks.append(JsonlSink(settings.delivery.jsonl_path))
+    return sinks
+
+
+def create_app(
+    settings: Settings,
+    *,
+    nats_url: str | None = None,
+    stages: frozenset[Stage] = ALL_STAGES,
+    collectors: list[Collector] | None = None,
+    analyzer: Analyzer | None = None,
+    sinks: list[Sink] | None = None,
+) -> Starlette:
+    url = nats_url or settings.nats.url
+    if not url:
+        raise ConfigError("no NATS URL: set TRIAGE_NATS_URL or use `triage serve`")
+    metrics = Metrics()
+    auth = build_auth(settings) if "ingest" in stages else Auth()
+    bus = Bus(settings.nats, url, metrics)
+    runtime = Runtime(settings=settings, metrics=metrics, bus=bus)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=settings.prometheus.timeout_s) as client:
+            await bus.connect()
+            try:
+                await bus.declare()
+                if stages & {"worker", "notify"}:
+                    runtime.broker = _broker(
+                        settings,
+                        url,
+                        stages,
+                        bus,
+                        metrics,
+                        collectors
+                        if collectors is not None
+                        else default_collectors(settings, client),
+                        analyzer or HeuristicAnalyzer(),
+                        sinks if sinks is not None else default_sinks(settings),
+                    )
+                    await runtime.broker.start()
+                    runtime.tasks.append(asyncio.create_task(_report_lag(bus, stages)))
+                log.info("started", stages=sorted(stages), nats=url)
+                yield
+            finally:
+                for task in runtime.tasks:
+                    task.cancel()
+                if runtime.broker is not None:
+                    await runtime.broker.stop()
+                await bus.close()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        ok = await bus.ready()
+        return JSONResponse({"ready": ok, "nats": bus.connected}, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    if "ingest" in stages:
+        routes += WebhookReceiver(bus, metrics, auth, settings.ingest.max_body_bytes).routes()
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app
+
+
+def _broker(
+    settings: Settings,
+    url: str,
+    stages: frozenset[Stage],
+    bus: Bus,
+    metrics: Metrics,
+    collectors: list[Collector],
+    analyzer: Analyzer,
+    sinks: list[Sink],
+) -> NatsBroker:
+    broker = NatsBroker(url, max_reconnect_attempts=-1, reconnect_time_wait=1, logger=None)
+    stream = JStream(settings.nats.stream, declare=False)
+    n = settings.nats
+
+    def subscribe(durable: str, subject: str) -> Any:
+        return broker.subscriber(
+            subject,
+            stream=stream,
+            durable=durable,
+            config=bus.consumer_config(durable),
+            pull_sub=PullSub(batch_size=n.fetch_batch, timeout=1.0),
+            max_workers=n.max_workers,
+            ack_policy=AckPolicy.MANUAL,
+        )
+
+    incidents = IncidentStage(bus, settings.incidents)
+    if "worker" in stages:
+        investigation = InvestigationStage(
+            bus,
+            Investigator(collectors, settings.investigation, metrics),
+            analyzer,
+            incidents,
+            settings.investigation,
+            metrics,
+        )
+
+        async def on_alerts(msg: NatsMessage) -> None:
+            async def work(note: AlertNotification) -> str:
+                return "changed" if await incidents.handle(note) else "unchanged"
+
+            await settle(msg, "incidents", AlertNotification, work, bus, metrics)
+
+        async def on_investigate(msg: NatsMessage) -> None:
+            async def work(req: InvestigationRequest) -> str:
+                outcome = await investigation.handle(req, msg.in_progress)
+                metrics.investigations.labels(outcome).inc()
+                return outcome
+
+            await settle(msg, "investigations", InvestigationRequest, work, bus, metrics)
+
+        subscribe("incidents", bus.subjects.alerts)(on_alerts)
+        subscribe("investigations", bus.subjects.investigate)(on_investigate)
+
+    if "notify" in stages:
+        delivery = DeliveryStage(bus, Router(settings.delivery), sinks, metrics)
+
+        async def on_deliver(msg: NatsMessage) -> None:
+            await settle(msg, "deliveries", DeliveryRequest, delivery.handle, bus, metrics)
+
+        subscribe("deliveries", bus.subjects.deliver)(on_deliver)
+
+    return broker
+
+
+async def _report_lag(bus: Bus, stages: frozenset[Stage]) -> None:
+    durables = (["incidents", "investigations"] if "worker" in stages else []) + (
+        ["deliveries"] if "notify" in stages else []
+    )
+    while True:
+        await bus.report_lag(durables)
+        await asyncio.sleep(LAG_INTERVAL_S)

@@ -1,0 +1,133 @@
+"""``triage serve | ingest | worker | notify | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from datetime import timedelta
+from importlib import resources
+
+import httpx
+import uvicorn
+from pydantic import ValidationError
+
+from triage.app import ALL_STAGES, Stage, create_app
+from triage.embedded import EmbeddedNats
+from triage.errors import TriageError
+from triage.ingest import WEBHOOK_PATH
+from triage.logs import configure_logging
+from triage.models import utcnow
+from triage.settings import Settings
+
+TOKEN_FILE = "ingest-token"
+
+
+def _dev_token(settings: Settings) -> None:
+    """``serve`` is safe by default too: with no credentials configured it makes a token."""
+    path = settings.state_dir / TOKEN_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    settings.ingest.bearer_token_file = path
+
+
+def _banner(settings: Settings, nats_url: str) -> str:
+    url = f"http://{settings.http_host}:{settings.http_port}{WEBHOOK_PATH}"
+    token = settings.ingest.bearer_token_file
+    creds = f"      authorization:\n        credentials_file: {token.resolve()}\n" if token else ""
+    return (
+        f"triage is up: NATS {nats_url}\n"
+        f"Point Alertmanager at it:\n"
+        f"  receivers:\n  - name: triage\n    webhook_configs:\n    - url: {url}\n"
+        f"      send_resolved: true\n      max_alerts: 0\n"
+        f"      http_config:\n{creds}"
+        f"Try it: make demo   (drafts print here)\n"
+    )
+
+
+def _run(settings: Settings, stages: frozenset[Stage], embedded: bool) -> None:
+    nats: EmbeddedNats | None = None
+    if embedded and not settings.nats.url:
+        nats = EmbeddedNats(
+            settings.state_dir, settings.nats.embedded_port, settings.nats.embedded_monitor_port
+        )
+        nats.start()
+    try:
+        url = settings.nats.url or (nats.url if nats else None)
+        app = create_app(settings, nats_url=url, stages=stages)
+        print(_banner(settings, url or "?") if "ingest" in stages else "", flush=True)
+        uvicorn.run(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if nats is not None:
+            nats.stop()
+
+
+def _demo(settings: Settings) -> None:
+    payload = json.loads(resources.files("triage").joinpath("demo/alert.json").read_text())
+    starts = (utcnow() - timedelta(minutes=5)).isoformat()
+    for alert in payload["alerts"]:
+        alert["startsAt"] = starts
+    token = settings.bearer_token()
+    if token is None and (settings.state_dir / TOKEN_FILE).exists():
+        token = (settings.state_dir / TOKEN_FILE).read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = f"http://{settings.http_host}:{settings.http_port}{WEBHOOK_PATH}"
+    try:
+        resp = httpx.post(url, json=payload, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"cannot reach triage at {url}: {exc} (is `make run` running?)") from exc
+    print(f"{resp.status_code} {resp.text}")
+    if resp.status_code == 200:
+        print("The draft appears in the `triage serve` console within seconds.")
+    else:
+        raise SystemExit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="triage", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "serve", help="every stage in one process (embedded NATS unless TRIAGE_NATS_URL is set)"
+    )
+    sub.add_parser("ingest", help="webhook receiver only (needs TRIAGE_NATS_URL)")
+    sub.add_parser("worker", help="incident grouping and investigations (needs TRIAGE_NATS_URL)")
+    sub.add_parser("notify", help="routing and delivery (needs TRIAGE_NATS_URL)")
+    sub.add_parser("demo", help="post the bundled alert to a running triage")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"invalid settings:\n{exc}") from exc
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        if args.command == "demo":
+            _demo(settings)
+        elif args.command == "serve":
+            if not settings.ingest.allow_unauthenticated and not (
+                settings.ingest.bearer_token
+                or settings.ingest.bearer_token_file
+                or settings.ingest.basic_password
+                or settings.ingest.basic_password_file
+            ):
+                _dev_token(settings)
+            _run(settings, ALL_STAGES, embedded=True)
+        else:
+            if not settings.nats.url:
+                raise SystemExit(f"`triage {args.command}` needs TRIAGE_NATS_URL")
+            _run(settings, frozenset({args.command}), embedded=False)
+    except TriageError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Grouping and state: one Alertmanager group is one incident, kept in the KV bucket.
+
+State is changed first (compare-and-set), then whatever the state says is owed is published
+with an id derived from the state. A crash between the two is healed by the redelivery, and
+JetStream's de-duplication keeps the second publish from doing anything twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+
+from triage.bus import Bus
+from triage.models import (
+    AlertmanagerWebhook,
+    AlertNotification,
+    AlertSnapshot,
+    DeliveryRequest,
+    IncidentState,
+    InvestigationRequest,
+    incident_id_for,
+    utcnow,
+)
+from triage.settings import IncidentSettings
+
+log = structlog.get_logger(__name__)
+
+
+def snapshot(webhook: AlertmanagerWebhook) -> dict[str, AlertSnapshot]:
+    return {
+        a.fingerprint: AlertSnapshot(
+            status=a.status,
+            labels=a.labels,
+            annotations=a.annotations,
+            starts_at=a.startsAt,
+            ends_at=a.endsAt if a.status == "resolved" else None,
+            generator_url=a.generatorURL,
+        )
+        for a in webhook.alerts
+    }
+
+
+def apply_notification(
+    state: IncidentState | None, webhook: AlertmanagerWebhook, now: datetime, debounce_s: float
+) -> IncidentState | None:
+    """The incident after this notification, or None when nothing changes."""
+    alerts = snapshot(webhook)
+    if state is None:
+        firing = webhook.status == "firing"
+        return IncidentState(
+            incident_id=incident_id_for(webhook.groupKey),
+            group_key=webhook.groupKey,
+            status=webhook.status,
+            first_seen=now,
+            updated_at=now,
+            group_labels=webhook.groupLabels,
+            common_labels=webhook.commonLabels,
+            common_annotations=webhook.commonAnnotations,
+            external_url=webhook.externalURL,
+            alerts=alerts,
+            requested_revision=1 if firing else 0,
+            investigate_after=now if firing else None,
+            resolved_at=None if firing else now,
+        )
+
+    new = state.model_copy(deep=True)
+    was_firing = set(state.firing())
+    new.alerts.update(alerts)
+    new.common_labels = webhook.commonLabels or new.common_labels
+    new.common_annotations = webhook.commonAnnotations or new.common_annotations
+    newly_firing = {fp for fp, a in alerts.items() if a.status == "firing"} - was_firing
+
+    if webhook.status == "firing":
+        if state.status == "resolved":
+            new.status = "firing"
+            new.episode += 1
+            new.resolved_at = None
+            new.requested_revision += 1
+            new.investigate_after = now
+        elif newly_firing and not _pending_unclaimed(state):
+            # New alerts joined: one re-investigation once the group has settled.
+            new.requested_revision += 1
+            new.investigate_after = now + timedelta(seconds=debounce_s)
+    elif state.status == "firing":
+        new.status = "resolved"
+        new.resolved_at = now
+
+    if new.model_dump(exclude={"updated_at"}) == state.model_dump(exclude={"updated_at"}):
+        return None
+    new.updated_at = now
+    return new
+
+
+def _pending_unclaimed(state: IncidentState) -> bool:
+    pending = state.requested_revision > state.investigated_revision
+    claimed = state.claim is not None and state.claim.revision == state.requested_revision
+    return pending and not claimed
+
+
+class IncidentStage:
+    def __init__(self, bus: Bus, settings: IncidentSettings) -> None:
+        self._bus = bus
+        self._settings = settings
+
+    async def handle(self, note: AlertNotification) -> IncidentState | None:
+        webhook = note.webhook
+        incident_id = incident_id_for(webhook.groupKey)
+        structlog.contextvars.bind_contextvars(incident_id=incident_id)
+        now = utcnow()
+        state = await self._bus.mutate_incident(
+            incident_id,
+            lambda s: apply_notification(s, webhook, now, self._settings.debounce_s),
+        )
+        if state is not None:
+            await self.publish_owed(state)
+        return state
+
+    async def publish_owed(self, state: IncidentState) -> None:
+        subjects = self._bus.subjects
+        rev = state.requested_revision
+        if state.status == "firing" and rev > state.investigated_revision:
+            request = InvestigationRequest(
+                incident_id=state.incident_id,
+                revision=rev,
+                not_before=state.investigate_after or state.updated_at,
+                reason="new incident" if rev == 1 else "incident changed",
+            )
+            await self._bus.publish_model(
+                subjects.investigate, request, f"{state.incident_id}.investigate.{rev}"
+            )
+            log.info("investigation_requested", revision=rev, not_before=request.not_before.isoformat())
+        resolved_sent = any(
+            d.kind == "resolve" and d.revision == state.episode for d in state.deliveries
+        )
+        if state.status == "resolved" and state.investigated_revision > 0 and not resolved_sent:
+            request_ = DeliveryRequest(
+                kind="resolve",
+                incident_id=state.incident_id,
+                revision=state.episode,
+                episode=state.episode,
+                title=title_of(state),
+                labels=state.common_labels,
+                severity=state.common_labels.get("severity", "unknown"),
+                created_at=utcnow(),
+            )
+            await self._bus.publish_model(
+                subjects.deliver, request_, f"{state.incident_id}.resolve.{state.episode}"
+            )
+            log.info("resolve_requested", episode=state.episode)
+
+
+def title_of(state: IncidentState) -> str:
+    labels = state.common_labels or state.group_labels
+    name = labels.get("alertname", "alert")
+    where = labels.get("service") or labels.get("deployment") or labels.get("namespace", "")
+    return f"{name} on {where}" if where else name

@@ -1,0 +1,236 @@
+"""Investigation: claim the incident, run the collectors concurrently under deadlines, analyse,
+hand the draft to delivery. A collector that fails weakens the draft; it never aborts it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+
+from collectors.base import Collector, Evidence, TimeWindow
+from triage.analysis import Analyzer, ranked_items
+from triage.bus import Bus
+from triage.errors import NotReady
+from triage.incidents import IncidentStage, title_of
+from triage.metrics import Metrics
+from triage.models import (
+    Claim,
+    CollectorReport,
+    DeliveryRequest,
+    EvidenceDigest,
+    IncidentState,
+    InvestigationRequest,
+    utcnow,
+)
+from triage.settings import InvestigationSettings
+
+log = structlog.get_logger(__name__)
+
+Heartbeat = Callable[[], Awaitable[None]]
+
+
+class Investigator:
+    """Runs every collector at once; each has its own deadline and all share a total one."""
+
+    def __init__(
+        self, collectors: list[Collector], settings: InvestigationSettings, metrics: Metrics
+    ) -> None:
+        self._collectors = collectors
+        self._settings = settings
+        self._metrics = metrics
+
+    def window(self, incident: IncidentState) -> TimeWindow:
+        onset = incident.onset()
+        return TimeWindow(
+            start=onset - timedelta(seconds=self._settings.lookback_s),
+            onset=onset,
+            end=onset + timedelta(seconds=self._settings.after_s),
+        )
+
+    async def collect(self, incident: IncidentState) -> list[Evidence]:
+        window = self.window(incident)
+        per = min(self._settings.collector_deadline_s, self._settings.total_deadline_s)
+        return list(
+            await asyncio.gather(*(self._one(c, incident, window, per) for c in self._collectors))
+        )
+
+    async def _one(
+        self, collector: Collector, incident: IncidentState, window: TimeWindow, deadline: float
+    ) -> Evidence:
+        started = time.monotonic()
+        try:
+            evidence = await asyncio.wait_for(collector.collect(incident, window), deadline)
+        except TimeoutError:
+            evidence = Evidence(
+                collector=collector.name,
+                status="error",
+                error=f"deadline of {deadline:g}s exceeded",
+            )
+        except Exception as exc:  # a broken collector must not take the investigation down
+            log.exception("collector_crashed", collector=collector.name)
+            evidence = Evidence(
+                collector=collector.name, status="error", error=f"{type(exc).__name__}: {exc}"
+            )
+        evidence.duration_s = time.monotonic() - started
+        self._metrics.collector_duration.labels(collector.name, evidence.status).observe(
+            evidence.duration_s
+        )
+        return evidence
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class InvestigationStage:
+    def __init__(
+        self,
+        bus: Bus,
+        investigator: Investigator,
+        analyzer: Analyzer,
+        incidents: IncidentStage,
+        settings: InvestigationSettings,
+        metrics: Metrics,
+    ) -> None:
+        self._bus = bus
+        self._investigator = investigator
+        self._analyzer = analyzer
+        self._incidents = incidents
+        self._settings = settings
+        self._metrics = metrics
+        self._me = worker_id()
+
+    async def handle(self, request: InvestigationRequest, heartbeat: Heartbeat) -> str:
+        """Returns the outcome; raises NotReady when the message should come back later."""
+        structlog.contextvars.bind_contextvars(
+            incident_id=request.incident_id, revision=request.revision
+        )
+        wait = (request.not_before - utcnow()).total_seconds()
+        if wait > 0:
+            raise NotReady("debouncing", delay_s=wait)
+        claimed = await self._claim(request)
+        if claimed is None:
+            return "skipped"
+        started = time.monotonic()
+        beating = asyncio.create_task(_beat(heartbeat, self._bus.settings.ack_wait_s / 3))
+        try:
+            async with asyncio.timeout(self._settings.total_deadline_s + 5):
+                evidence = await self._investigator.collect(claimed)
+                rca = await self._analyzer.analyze(claimed, evidence)
+        finally:
+            beating.cancel()
+        delivery = DeliveryRequest(
+            kind="draft",
+            incident_id=claimed.incident_id,
+            revision=request.revision,
+            episode=claimed.episode,
+            title=title_of(claimed),
+            labels=claimed.common_labels,
+            severity=claimed.common_labels.get("severity", "unknown"),
+            rca=rca,
+            evidence=_digest(evidence, rca.evidence_ids),
+            collectors=[
+                CollectorReport(
+                    collector=e.collector,
+                    status=e.status,
+                    items=len(e.items),
+                    duration_s=round(e.duration_s, 3),
+                    error=e.error,
+                )
+                for e in evidence
+            ],
+            created_at=utcnow(),
+        )
+        # Publish before recording: if we die in between, the redelivered request repeats the
+        # work and JetStream drops the second draft by its id.
+        await self._bus.publish_model(
+            self._bus.subjects.deliver,
+            delivery,
+            f"{claimed.incident_id}.draft.{request.revision}",
+        )
+        state = await self._bus.mutate_incident(
+            request.incident_id, lambda s: _finish(s, request.revision, self._me)
+        )
+        if state is not None:
+            await self._incidents.publish_owed(state)
+        self._metrics.stage_duration.labels("investigation").observe(time.monotonic() - started)
+        log.info("investigated", confidence=rca.confidence, cause=rca.root_cause.component)
+        return "investigated"
+
+    async def _claim(self, request: InvestigationRequest) -> IncidentState | None:
+        now = utcnow()
+        lease = timedelta(seconds=self._settings.total_deadline_s + self._bus.settings.ack_wait_s)
+        verdict: list[str] = []
+
+        def take(state: IncidentState | None) -> IncidentState | None:
+            verdict.clear()
+            if state is None or state.requested_revision < request.revision:
+                verdict.append("behind")  # the incident stage has not stored it yet
+                return None
+            if state.investigated_revision >= request.revision:
+                verdict.append("done")
+                return None
+            if state.requested_revision > request.revision:
+                verdict.append("superseded")  # a newer request is on its way
+                return None
+            c = state.claim
+            if (
+                c
+                and c.revision == request.revision
+                and c.worker != self._me
+                and c.lease_until > now
+            ):
+                verdict.append("leased")
+                return None
+            state.claim = Claim(worker=self._me, revision=request.revision, lease_until=now + lease)
+            verdict.append("claimed")
+            return state
+
+        state = await self._bus.mutate_incident(request.incident_id, take)
+        outcome = verdict[0] if verdict else "behind"
+        if outcome == "behind":
+            raise NotReady("incident state not written yet", delay_s=1)
+        if outcome == "leased" and state is not None and state.claim is not None:
+            raise NotReady(
+                "another worker holds the lease",
+                delay_s=(state.claim.lease_until - now).total_seconds(),
+            )
+        if outcome != "claimed":
+            log.info("investigation_skipped", why=outcome)
+            return None
+        return state
+
+
+def _finish(state: IncidentState | None, revision: int, me: str) -> IncidentState | None:
+    if state is None:
+        return None
+    state.investigated_revision = max(state.investigated_revision, revision)
+    if state.claim is not None and state.claim.worker == me:
+        state.claim = None
+    state.updated_at = utcnow()
+    return state
+
+
+def _digest(evidence: list[Evidence], cited: list[str]) -> list[EvidenceDigest]:
+    by_id = {i.id: (e.collector, i) for e in evidence for i in e.items}
+    order = cited + [i.id for i in ranked_items(evidence) if i.id not in cited]
+    return [
+        EvidenceDigest(id=i, collector=by_id[i][0], summary=by_id[i][1].summary)
+        for i in order[:10]
+        if i in by_id
+    ]
+
+
+async def _beat(heartbeat: Heartbeat, every: float) -> None:
+    # Tells JetStream we are alive so it does not hand the message to another worker.
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await heartbeat()
+        except Exception:
+            log.warning("heartbeat_failed")
