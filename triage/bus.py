@@ -94,8 +94,12 @@ class Bus:
         self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_s)
 
     async def close(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
+        if self._nc is None or self._nc.is_closed:
+            return
+        try:
             await self._nc.drain()
+        except (*TRANSIENT, nats.errors.ConnectionDrainingError):
+            await self._nc.close()  # draining needs a live connection; closing does not
 
     @property
     def connected(self) -> bool:

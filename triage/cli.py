@@ -37,7 +37,7 @@ def _dev_token(settings: Settings) -> None:
 def _banner(settings: Settings, nats_url: str) -> str:
     url = f"http://{settings.http_host}:{settings.http_port}{WEBHOOK_PATH}"
     token = settings.ingest.bearer_token_file
-    creds = f"      authorization:\n        credentials_file: {token.resolve()}\n" if token else ""
+    creds = f"        authorization:\n          credentials_file: {token.resolve()}\n" if token else ""
     return (
         f"triage is up: NATS {nats_url}\n"
         f"Point Alertmanager at it:\n"

@@ -1,0 +1,93 @@
+"""Grouping rules: what a resend, a new alert, a resolve and a re-fire do to an incident."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from tests.payloads import alert, webhook
+from tests.servers import NatsServer
+from triage.bus import Bus
+from triage.incidents import apply_notification
+from triage.metrics import Metrics
+from triage.models import AlertmanagerWebhook, IncidentState
+from triage.settings import NatsSettings
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def hook(*alerts: dict, status: str | None = None) -> AlertmanagerWebhook:
+    return AlertmanagerWebhook.model_validate(webhook(list(alerts), status=status))
+
+
+def first(*alerts: dict) -> IncidentState:
+    state = apply_notification(None, hook(*alerts), NOW, 30)
+    assert state is not None
+    return state
+
+
+def test_new_group_is_one_incident_investigated_at_once():
+    state = first(alert("A", service="a"), alert("A", service="b"))
+    assert state.status == "firing"
+    assert len(state.alerts) == 2
+    assert state.requested_revision == 1 and state.investigate_after == NOW
+
+
+def test_resend_of_the_same_group_changes_nothing():
+    a = alert("A")
+    state = first(a)
+    assert apply_notification(state, hook(a), NOW + timedelta(minutes=5), 30) is None
+
+
+def test_new_alert_joining_triggers_one_debounced_reinvestigation():
+    a, b, c = alert("A", service="a"), alert("A", service="b"), alert("A", service="c")
+    state = first(a)
+    state.investigated_revision = 1
+    grown = apply_notification(state, hook(a, b), NOW, 30)
+    assert grown is not None and grown.requested_revision == 2
+    assert grown.investigate_after == NOW + timedelta(seconds=30)
+    # Another alert while revision 2 is still waiting: folded into it, not a third run.
+    again = apply_notification(grown, hook(a, b, c), NOW + timedelta(seconds=5), 30)
+    assert again is not None and again.requested_revision == 2 and len(again.alerts) == 3
+
+
+def test_resolve_then_refire_opens_a_new_episode():
+    a = alert("A")
+    state = first(a)
+    state.investigated_revision = 1
+    resolved_alert = {**a, "status": "resolved", "endsAt": NOW.isoformat()}
+    resolved = apply_notification(state, hook(resolved_alert), NOW, 30)
+    assert resolved is not None and resolved.status == "resolved" and resolved.resolved_at == NOW
+    assert resolved.requested_revision == 1
+    refired = apply_notification(resolved, hook(a), NOW + timedelta(hours=1), 30)
+    assert refired is not None
+    assert refired.status == "firing" and refired.episode == 2
+    assert refired.requested_revision == 2
+
+
+def test_partial_resolve_keeps_the_incident_firing():
+    a, b = alert("A", service="a"), alert("A", service="b")
+    state = first(a, b)
+    b_resolved = {**b, "status": "resolved", "endsAt": NOW.isoformat()}
+    partial = apply_notification(state, hook(a, b_resolved), NOW, 30)
+    assert partial is not None and partial.status == "firing"
+    assert len(partial.firing()) == 1
+
+
+async def test_compare_and_set_loses_no_concurrent_update(nats_server: NatsServer):
+    bus = Bus(NatsSettings(), nats_server.url, Metrics())
+    await bus.connect()
+    try:
+        await bus.declare()
+        base = first(alert("A"))
+
+        def bump(state: IncidentState | None) -> IncidentState:
+            state = state or base.model_copy(deep=True)
+            state.requested_revision += 1
+            return state
+
+        await asyncio.gather(*(bus.mutate_incident(base.incident_id, bump) for _ in range(20)))
+        stored, _ = await bus.get_incident(base.incident_id)
+        assert stored is not None and stored.requested_revision == base.requested_revision + 20
+    finally:
+        await bus.close()
