@@ -14,9 +14,9 @@ import nats
 import pytest
 import uvicorn
 
+from tests.servers import NatsServer, free_port
 from triage.app import ALL_STAGES, Stage, create_app
 from triage.settings import Settings
-from tests.servers import NatsServer, free_port
 
 TOKEN = "test-token-0123456789"
 

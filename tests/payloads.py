@@ -29,9 +29,7 @@ def alert(
             "description": "x" * annotation_bytes,
         },
         "startsAt": started.isoformat(),
-        "endsAt": "0001-01-01T00:00:00Z"
-        if status == "firing"
-        else (datetime.now(UTC)).isoformat(),
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else (datetime.now(UTC)).isoformat(),
         "generatorURL": generator_url,
         "fingerprint": fp,
     }

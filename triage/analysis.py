@@ -74,7 +74,7 @@ class HeuristicAnalyzer:
         impact = _impact(incident)
         if not items:
             component = alert_component(incident)
-            failed = [e.collector for e in evidence if e.status == "error"]
+            failed = sorted(e.collector for e in evidence if e.status == "error")
             return RCA(
                 incident_id=incident.incident_id,
                 revision=incident.requested_revision,
@@ -98,7 +98,7 @@ class HeuristicAnalyzer:
         component = top.subject or alert_component(incident)
         kind = _fault_kind(top)
         support = [i for i in items if i.subject == top.subject][:5] or [top]
-        confidence = round(min(0.9, top.score * (0.5 + 0.5 * coverage)), 2)
+        confidence = round(min(0.9, top.score) * (0.5 + 0.5 * coverage), 2)
         return RCA(
             incident_id=incident.incident_id,
             revision=incident.requested_revision,
@@ -115,7 +115,7 @@ class HeuristicAnalyzer:
             next_steps=[s.format(c=component) for s in _NEXT_STEPS.get(kind, _DEFAULT_STEPS)],
             open_questions=[
                 f"Collector {e.collector} failed: {e.error}"
-                for e in evidence
+                for e in sorted(evidence, key=lambda e: e.collector)
                 if e.status == "error"
             ],
             analyzer=self.name,

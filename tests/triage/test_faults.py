@@ -21,7 +21,7 @@ from tests.payloads import alert, webhook
 from tests.servers import Alertmanager, NatsServer, free_port
 from tests.triage.test_pipeline import am_alert, scenario_dir
 from triage.delivery import JsonlSink
-from triage.models import DeliveryRequest, DeadLetter
+from triage.models import DeadLetter, DeliveryRequest
 from triage.routing import RouteDecision
 
 pytestmark = pytest.mark.slow
@@ -47,8 +47,13 @@ async def test_broker_outage_during_ingest_loses_nothing(nats_server: NatsServer
 
 
 def start_worker(nats_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    full = {**os.environ, **env, "TRIAGE_NATS_URL": nats_url, "TRIAGE_HTTP_PORT": str(free_port()),
-            "TRIAGE_LOG_FORMAT": "json"}
+    full = {
+        **os.environ,
+        **env,
+        "TRIAGE_NATS_URL": nats_url,
+        "TRIAGE_HTTP_PORT": str(free_port()),
+        "TRIAGE_LOG_FORMAT": "json",
+    }
     return subprocess.Popen([sys.executable, "-m", "triage.cli", "worker"], env=full)
 
 
@@ -59,19 +64,22 @@ async def test_killed_worker_incident_is_investigated_again_and_delivered_once(
     slow = json.loads((scenarios / "rollout.json").read_text())
     (scenarios / "rollout.json").write_text(json.dumps({**slow, "delay_s": 3}))
     tuning = {"ack_wait_s": 2, "max_deliver": 10}
-    settings = make_settings(tmp_path, nats=tuning,
-                             investigation={"total_deadline_s": 6, "collector_deadline_s": 5})
-    env = {"TRIAGE_NATS_ACK_WAIT_S": "2", "TRIAGE_NATS_MAX_DELIVER": "10",
-           "TRIAGE_INVESTIGATION_TOTAL_DEADLINE_S": "6",
-           "TRIAGE_INVESTIGATION_COLLECTOR_DEADLINE_S": "5",
-           "TRIAGE_INVESTIGATION_SCENARIO_DIR": str(scenarios)}
+    settings = make_settings(
+        tmp_path, nats=tuning, investigation={"total_deadline_s": 6, "collector_deadline_s": 5}
+    )
+    env = {
+        "TRIAGE_NATS_ACK_WAIT_S": "2",
+        "TRIAGE_NATS_MAX_DELIVER": "10",
+        "TRIAGE_INVESTIGATION_TOTAL_DEADLINE_S": "6",
+        "TRIAGE_INVESTIGATION_COLLECTOR_DEADLINE_S": "5",
+        "TRIAGE_INVESTIGATION_SCENARIO_DIR": str(scenarios),
+    }
     async with serve(settings, nats_server.url, frozenset({"ingest", "notify"})) as app:
         first = start_worker(nats_server.url, env)
         second = None
         try:
             async with app.client() as client:
-                resp = await client.post("/api/v1/alertmanager",
-                                         json=webhook([am_alert_payload()]))
+                resp = await client.post("/api/v1/alertmanager", json=webhook([am_alert_payload()]))
             incident = resp.json()["incident_id"]
 
             async def claimed_by_first() -> bool:
@@ -129,16 +137,16 @@ class FailsOnce:
         self.inner = JsonlSink(path)
         self.calls = 0
 
-    async def send(self, request: DeliveryRequest, route: RouteDecision,
-                   thread: str | None) -> str:
+    async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
         self.calls += 1
         if self.calls == 1:
             raise httpx.ConnectError("sink unreachable")
         return await self.inner.send(request, route, thread)
 
 
-async def test_transient_delivery_failure_is_retried_not_dropped(nats_server: NatsServer,
-                                                                 tmp_path: Path):
+async def test_transient_delivery_failure_is_retried_not_dropped(
+    nats_server: NatsServer, tmp_path: Path
+):
     settings = make_settings(tmp_path, investigation={"scenario_dir": str(scenario_dir(tmp_path))})
     assert settings.delivery.jsonl_path is not None
     sink = FailsOnce(settings.delivery.jsonl_path)

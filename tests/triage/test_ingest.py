@@ -15,7 +15,6 @@ from tests.payloads import alert, many_alerts, webhook
 from tests.servers import NatsServer
 
 
-
 async def alerts_on_bus(nats_server: NatsServer) -> int:
     return await stream_messages(nats_server.url, "triage.alerts")
 
@@ -82,20 +81,24 @@ async def test_bad_requests_publish_nothing(nats_server: NatsServer, tmp_path: P
     async with serve(settings, nats_server.url, frozenset({"ingest"})) as app:
         async with app.client() as client:
             url = "/api/v1/alertmanager"
-            malformed = await client.post(url, content=b'{"version": "4", ',
-                                          headers={"Content-Type": "application/json"})
+            malformed = await client.post(
+                url, content=b'{"version": "4", ', headers={"Content-Type": "application/json"}
+            )
             not_object = await client.post(url, json=[1, 2])
-            wrong_type = await client.post(url, content=json.dumps(webhook()),
-                                           headers={"Content-Type": "text/plain"})
-            too_big = await client.post(url, content=big,
-                                        headers={"Content-Type": "application/json"})
+            wrong_type = await client.post(
+                url, content=json.dumps(webhook()), headers={"Content-Type": "text/plain"}
+            )
+            too_big = await client.post(
+                url, content=big, headers={"Content-Type": "application/json"}
+            )
 
             async def chunks():
                 for _ in range(100):
                     yield b" " * 1024  # no Content-Length: the limit holds while streaming
 
-            chunked = await client.post(url, content=chunks(),
-                                        headers={"Content-Type": "application/json"})
+            chunked = await client.post(
+                url, content=chunks(), headers={"Content-Type": "application/json"}
+            )
         assert malformed.status_code == 400 and "malformed JSON" in malformed.json()["error"]
         assert not_object.status_code == 422
         assert wrong_type.status_code == 415
@@ -129,23 +132,31 @@ async def test_basic_auth_from_a_password_file(nats_server: NatsServer, tmp_path
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
     settings = make_settings(
-        tmp_path, ingest={"bearer_token": None, "basic_username": "am",
-                          "basic_password_file": str(secret)}
+        tmp_path,
+        ingest={"bearer_token": None, "basic_username": "am", "basic_password_file": str(secret)},
     )
 
     def basic(user: str, password: str) -> dict[str, str]:
-        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        return {
+            "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        }
 
     async with serve(settings, nats_server.url, frozenset({"ingest"})) as app:
         async with app.client(None) as client:
-            good = await client.post("/api/v1/alertmanager", json=webhook(),
-                                     headers=basic("am", "s3cret"))
-            bad_user = await client.post("/api/v1/alertmanager", json=webhook([alert("B")]),
-                                         headers=basic("root", "s3cret"))
-            bad_pass = await client.post("/api/v1/alertmanager", json=webhook([alert("C")]),
-                                         headers=basic("am", "nope"))
-            garbage = await client.post("/api/v1/alertmanager", json=webhook([alert("D")]),
-                                        headers={"Authorization": "Basic %%%"})
+            good = await client.post(
+                "/api/v1/alertmanager", json=webhook(), headers=basic("am", "s3cret")
+            )
+            bad_user = await client.post(
+                "/api/v1/alertmanager", json=webhook([alert("B")]), headers=basic("root", "s3cret")
+            )
+            bad_pass = await client.post(
+                "/api/v1/alertmanager", json=webhook([alert("C")]), headers=basic("am", "nope")
+            )
+            garbage = await client.post(
+                "/api/v1/alertmanager",
+                json=webhook([alert("D")]),
+                headers={"Authorization": "Basic %%%"},
+            )
         assert good.status_code == 200
         assert [r.status_code for r in (bad_user, bad_pass, garbage)] == [401, 401, 401]
         assert await alerts_on_bus(nats_server) == 1

@@ -20,25 +20,36 @@ pytestmark = pytest.mark.slow
 def scenario_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "scenarios"
     directory.mkdir()
-    (directory / "rollout.json").write_text(json.dumps({
-        "name": "bad-rollout",
-        "match": {"service": "cartservice"},
-        "evidence": [{
-            "id": "rollout-cart-7",
-            "kind": "rollout",
-            "summary": "cartservice revision 7 rolled out 3 minutes before the onset",
-            "subject": "cartservice",
-            "score": 0.9,
-            "change": "deployment/cartservice revision 7",
-        }],
-    }))
+    (directory / "rollout.json").write_text(
+        json.dumps(
+            {
+                "name": "bad-rollout",
+                "match": {"service": "cartservice"},
+                "evidence": [
+                    {
+                        "id": "rollout-cart-7",
+                        "kind": "rollout",
+                        "summary": "cartservice revision 7 rolled out 3 minutes before the onset",
+                        "subject": "cartservice",
+                        "score": 0.9,
+                        "change": "deployment/cartservice revision 7",
+                    }
+                ],
+            }
+        )
+    )
     return directory
 
 
 def am_alert(service: str, *, ends: datetime | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "labels": {"alertname": "HighErrorRate", "namespace": "shop", "service": service,
-                   "severity": "critical", "team": "cart"},
+        "labels": {
+            "alertname": "HighErrorRate",
+            "namespace": "shop",
+            "service": service,
+            "severity": "critical",
+            "team": "cart",
+        },
         "annotations": {"summary": f"{service} is failing"},
         "startsAt": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
         "generatorURL": "http://prometheus:9090/graph?g0.expr=up&g0.tab=1",
@@ -48,19 +59,23 @@ def am_alert(service: str, *, ends: datetime | None = None) -> dict[str, Any]:
     return body
 
 
-async def test_alert_to_routed_draft_then_growth_then_resolve(nats_server: NatsServer,
-                                                               tmp_path: Path):
+async def test_alert_to_routed_draft_then_growth_then_resolve(
+    nats_server: NatsServer, tmp_path: Path
+):
     settings = make_settings(
         tmp_path,
         investigation={"scenario_dir": str(scenario_dir(tmp_path))},
-        delivery={"routes": [{"match": {"team": "cart"}, "team": "cart", "channel": "#cart-oncall"}]},
+        delivery={
+            "routes": [{"match": {"team": "cart"}, "team": "cart", "channel": "#cart-oncall"}]
+        },
         incidents={"debounce_s": 1},
     )
     async with serve(settings, nats_server.url) as app:
         with Alertmanager(app.webhook_url, bearer_token=TOKEN) as am:
             am.post_alerts([am_alert("cartservice")])
-            drafts = await wait_for(lambda: [d for d in app.drafts()
-                                             if d["delivery"]["kind"] == "draft"])
+            drafts = await wait_for(
+                lambda: [d for d in app.drafts() if d["delivery"]["kind"] == "draft"]
+            )
             draft = drafts[0]
             rca = draft["delivery"]["rca"]
             assert draft["channel"] == "#cart-oncall" and draft["team"] == "cart"
@@ -72,15 +87,17 @@ async def test_alert_to_routed_draft_then_growth_then_resolve(nats_server: NatsS
 
             # A second alert joins the group: one more investigation, in the same thread.
             am.post_alerts([am_alert("cartservice"), am_alert("frontend")])
-            drafts = await wait_for(lambda: [d for d in app.drafts()
-                                             if d["delivery"]["kind"] == "draft"][1:])
+            drafts = await wait_for(
+                lambda: [d for d in app.drafts() if d["delivery"]["kind"] == "draft"][1:]
+            )
             assert drafts[0]["delivery"]["revision"] == 2
             assert drafts[0]["thread"] == f"jsonl:{incident}"
 
             ended = datetime.now(UTC) - timedelta(seconds=1)
             am.post_alerts([am_alert("cartservice", ends=ended), am_alert("frontend", ends=ended)])
-            resolves = await wait_for(lambda: [d for d in app.drafts()
-                                               if d["delivery"]["kind"] == "resolve"])
+            resolves = await wait_for(
+                lambda: [d for d in app.drafts() if d["delivery"]["kind"] == "resolve"]
+            )
             assert resolves[0]["delivery"]["incident_id"] == incident
             assert resolves[0]["thread"] == f"jsonl:{incident}"
 
