@@ -31,6 +31,7 @@ from triage.analysis import Analyzer, HeuristicAnalyzer
 from triage.bus import Bus
 from triage.consumers import settle
 from triage.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
+from triage.embedded import EmbeddedNats
 from triage.errors import ConfigError
 from triage.incidents import IncidentStage
 from triage.ingest import Auth, WebhookReceiver
@@ -101,7 +102,10 @@ def create_app(
     collectors: list[Collector] | None = None,
     analyzer: Analyzer | None = None,
     sinks: list[Sink] | None = None,
+    embedded: EmbeddedNats | None = None,
 ) -> Starlette:
+    """``embedded``: a nats-server started for this process, stopped when the app stops
+    (uvicorn re-raises SIGTERM after shutdown, so the caller's ``finally`` may never run)."""
     url = nats_url or settings.nats.url
     if not url:
         raise ConfigError("no NATS URL: set TRIAGE_NATS_URL or use `triage serve`")
@@ -139,6 +143,8 @@ def create_app(
                 if runtime.broker is not None:
                     await runtime.broker.stop()
                 await bus.close()
+                if embedded is not None:
+                    await asyncio.to_thread(embedded.stop)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -37,7 +37,9 @@ def _dev_token(settings: Settings) -> None:
 def _banner(settings: Settings, nats_url: str) -> str:
     url = f"http://{settings.http_host}:{settings.http_port}{WEBHOOK_PATH}"
     token = settings.ingest.bearer_token_file
-    creds = f"        authorization:\n          credentials_file: {token.resolve()}\n" if token else ""
+    creds = (
+        f"        authorization:\n          credentials_file: {token.resolve()}\n" if token else ""
+    )
     return (
         f"triage is up: NATS {nats_url}\n"
         f"Point Alertmanager at it:\n"
@@ -57,7 +59,7 @@ def _run(settings: Settings, stages: frozenset[Stage], embedded: bool) -> None:
         nats.start()
     try:
         url = settings.nats.url or (nats.url if nats else None)
-        app = create_app(settings, nats_url=url, stages=stages)
+        app = create_app(settings, nats_url=url, stages=stages, embedded=nats)
         print(_banner(settings, url or "?") if "ingest" in stages else "", flush=True)
         uvicorn.run(
             app,

@@ -129,7 +129,8 @@ class IncidentStage:
             await self._bus.publish_model(
                 subjects.investigate, request, f"{state.incident_id}.investigate.{rev}"
             )
-            log.info("investigation_requested", revision=rev, not_before=request.not_before.isoformat())
+            after = request.not_before.isoformat()
+            log.info("investigation_requested", revision=rev, not_before=after)
         resolved_sent = any(
             d.kind == "resolve" and d.revision == state.episode for d in state.deliveries
         )

@@ -1,0 +1,173 @@
+"""What a user runs: `triage serve` + `triage demo` on the embedded default, and the stages as
+separate processes against an external NATS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TOKEN
+from tests.payloads import alert, webhook
+from tests.servers import NatsServer, free_port
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def triage(args: list[str], env: dict[str, str], cwd: Path, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "triage.cli", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        text=True,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s")
+        time.sleep(0.1)
+
+
+def ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield {
+        "TRIAGE_STATE_DIR": str(tmp_path / "state"),
+        "TRIAGE_HTTP_PORT": str(free_port()),
+        "TRIAGE_NATS_EMBEDDED_PORT": str(free_port()),
+        "TRIAGE_NATS_EMBEDDED_MONITOR_PORT": str(free_port()),
+        "TRIAGE_INVESTIGATION_SCENARIO_DIR": str(REPO / "triage/demo/scenarios"),
+        "TRIAGE_LOG_FORMAT": "json",
+    }
+
+
+def test_serve_on_the_embedded_default_then_demo_prints_a_draft(embedded_env, tmp_path):
+    out = tmp_path / "serve.out"
+    with out.open("w") as sink:
+        serve = triage(["serve"], embedded_env, tmp_path, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        port = int(embedded_env["TRIAGE_HTTP_PORT"])
+        wait_until(lambda: ready(port))
+        banner = out.read_text()
+        assert f"url: http://127.0.0.1:{port}/api/v1/alertmanager" in banner
+        token_file = Path(embedded_env["TRIAGE_STATE_DIR"]) / "ingest-token"
+        assert f"credentials_file: {token_file.resolve()}" in banner
+        assert token_file.stat().st_mode & 0o077 == 0  # the generated secret is private
+
+        no_token = httpx.post(f"http://127.0.0.1:{port}/api/v1/alertmanager", json=webhook())
+        assert no_token.status_code == 401
+
+        demo = subprocess.run(
+            [sys.executable, "-m", "triage.cli", "demo"],
+            cwd=tmp_path,
+            env={**os.environ, **embedded_env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert '"status":"accepted"' in demo.stdout
+        wait_until(lambda: "DRAFT for review" in out.read_text())
+        text = out.read_text()
+        assert "Root cause: checkoutservice [bad_rollout]" in text
+        assert "rollout-checkoutservice-rev14" in text
+    finally:
+        stop(serve)
+    # The embedded nats-server went down with the service, its data stays for next time.
+    assert (Path(embedded_env["TRIAGE_STATE_DIR"]) / "nats" / "jetstream").is_dir()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{embedded_env['TRIAGE_NATS_EMBEDDED_MONITOR_PORT']}/varz")
+
+
+def test_embedded_port_taken_is_a_clear_error(embedded_env, tmp_path, nats_server: NatsServer):
+    env = {**embedded_env, "TRIAGE_NATS_EMBEDDED_PORT": str(nats_server.port)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "triage.cli", "serve"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert f"port {nats_server.port} is taken" in proc.stderr
+
+
+def test_stages_as_separate_processes(nats_server: NatsServer, tmp_path: Path):
+    drafts = tmp_path / "drafts.jsonl"
+    common = {
+        "TRIAGE_NATS_URL": nats_server.url,
+        "TRIAGE_LOG_FORMAT": "json",
+        "TRIAGE_INVESTIGATION_SCENARIO_DIR": str(REPO / "triage/demo/scenarios"),
+    }
+    ports = {name: free_port() for name in ("ingest", "worker", "worker2", "notify")}
+    envs = {
+        "ingest": {"TRIAGE_INGEST_BEARER_TOKEN": TOKEN},
+        "worker": {},
+        "worker2": {},
+        "notify": {"TRIAGE_DELIVERY_CONSOLE": "false", "TRIAGE_DELIVERY_JSONL_PATH": str(drafts)},
+    }
+    procs = {
+        name: triage(
+            ["worker" if name == "worker2" else name],
+            {**common, **envs[name], "TRIAGE_HTTP_PORT": str(port)},
+            tmp_path,
+        )
+        for name, port in ports.items()
+    }
+    try:
+        for port in ports.values():
+            wait_until(lambda port=port: ready(port))
+        payload = json.loads((REPO / "triage/demo/alert.json").read_text())
+        payload["alerts"] = [
+            alert("CheckoutHighErrorRate", extra_labels={"scenario": "demo-checkout-rollout"})
+        ]
+        resp = httpx.post(
+            f"http://127.0.0.1:{ports['ingest']}/api/v1/alertmanager",
+            json=payload,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert resp.status_code == 200
+        wait_until(lambda: drafts.exists() and drafts.read_text().strip() != "")
+        record = json.loads(drafts.read_text().splitlines()[0])
+        assert record["delivery"]["rca"]["root_cause"]["component"] == "checkoutservice"
+        # The worker exposes its own metrics: investigations by outcome.
+        metrics = [
+            httpx.get(f"http://127.0.0.1:{ports[w]}/metrics").text for w in ("worker", "worker2")
+        ]
+        assert any('triage_investigations_total{outcome="investigated"} 1.0' in m for m in metrics)
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{ports['worker']}/api/v1/alertmanager", json=payload
+            ).status_code
+            == 404
+        )
+    finally:
+        for proc in procs.values():
+            stop(proc)
