@@ -14,31 +14,37 @@ from triage.errors import ConfigError
 
 class NatsSettings(BaseModel):
     url: str | None = Field(None, description="External NATS; unset = embedded nats-server")
-    embedded_port: int = 4222
-    embedded_monitor_port: int = 8222
-    stream: str = "TRIAGE"
-    subject_prefix: str = "triage"
-    replicas: int = Field(1, ge=1, le=5)
-    max_age_s: float = Field(7 * 24 * 3600, gt=0)
+    embedded_port: int = Field(4222, description="Client port of the embedded nats-server")
+    embedded_monitor_port: int = Field(8222, description="Its monitoring port")
+    stream: str = Field("TRIAGE", description="JetStream stream holding every triage subject")
+    subject_prefix: str = Field(
+        "triage", description="Subjects: PREFIX.alerts, .investigate, .deliver, .deadletter.STAGE"
+    )
+    replicas: int = Field(1, ge=1, le=5, description="Stream and KV replicas (3 in production)")
+    max_age_s: float = Field(7 * 24 * 3600, gt=0, description="How long messages are kept")
     # Longer than Alertmanager's retry horizon so its resends are dropped by JetStream.
-    duplicate_window_s: float = Field(600, gt=0)
+    duplicate_window_s: float = Field(600, gt=0, description="JetStream de-duplication window")
     max_bytes: int = Field(-1, description="Stream size cap in bytes, -1 = unlimited")
-    kv_bucket: str = "triage_incidents"
-    ack_wait_s: float = Field(30, gt=0)
-    max_deliver: int = Field(5, ge=1)
-    publish_timeout_s: float = Field(2.0, gt=0)
-    fetch_batch: int = Field(8, ge=1)
+    kv_bucket: str = Field("triage_incidents", description="Key-value bucket of incident state")
+    ack_wait_s: float = Field(
+        30, gt=0, description="Redelivery after this long without ack or heartbeat"
+    )
+    max_deliver: int = Field(5, ge=1, description="Deliveries before a message is dead-lettered")
+    publish_timeout_s: float = Field(2.0, gt=0, description="Wait for JetStream's ack, then 503")
+    fetch_batch: int = Field(8, ge=1, description="Messages pulled per fetch")
     max_workers: int = Field(4, ge=1, description="Concurrent messages per subscriber")
 
 
 class IngestSettings(BaseModel):
-    max_body_bytes: int = Field(1024 * 1024, gt=0)
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
-    basic_username: str | None = None
-    basic_password: SecretStr | None = None
-    basic_password_file: Path | None = None
-    allow_unauthenticated: bool = False
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="Larger webhooks get 413")
+    bearer_token: SecretStr | None = Field(
+        None, description="Alertmanager's authorization credentials"
+    )
+    bearer_token_file: Path | None = Field(None, description="The same, read from a file")
+    basic_username: str | None = Field(None, description="Alertmanager's basic_auth username")
+    basic_password: SecretStr | None = Field(None, description="Its password")
+    basic_password_file: Path | None = Field(None, description="The same, read from a file")
+    allow_unauthenticated: bool = Field(False, description="Accept webhooks without credentials")
 
 
 class IncidentSettings(BaseModel):
@@ -46,17 +52,17 @@ class IncidentSettings(BaseModel):
 
 
 class InvestigationSettings(BaseModel):
-    total_deadline_s: float = Field(20, gt=0)
-    collector_deadline_s: float = Field(10, gt=0)
+    total_deadline_s: float = Field(20, gt=0, description="Whole investigation")
+    collector_deadline_s: float = Field(10, gt=0, description="Each collector")
     lookback_s: float = Field(1800, gt=0, description="Baseline window before the onset")
     after_s: float = Field(600, gt=0, description="Incident window after the onset")
     scenario_dir: Path | None = Field(None, description="Scenario files for the demo and tests")
 
 
 class PrometheusSettings(BaseModel):
-    url: str | None = None
-    step_s: float = Field(60, gt=0)
-    timeout_s: float = Field(5, gt=0)
+    url: str | None = Field(None, description="Prometheus base URL; unset = no metrics collector")
+    step_s: float = Field(60, gt=0, description="query_range resolution")
+    timeout_s: float = Field(5, gt=0, description="Per HTTP request")
 
 
 class Route(BaseModel):
@@ -66,11 +72,15 @@ class Route(BaseModel):
 
 
 class DeliverySettings(BaseModel):
-    console: bool = True
-    jsonl_path: Path | None = None
-    default_team: str = "unowned"
-    default_channel: str = "#incidents"
-    routes: list[Route] = Field(default_factory=list)
+    console: bool = Field(True, description="Print drafts on stdout")
+    jsonl_path: Path | None = Field(None, description="Append drafts to this JSON Lines file")
+    default_team: str = Field("unowned", description="When no route matches")
+    default_channel: str = Field("#incidents", description="When no route matches")
+    routes: list[Route] = Field(
+        default_factory=list,
+        description='JSON list, first match wins: [{"match": {"team": "cart"}, "team": "cart", '
+        '"channel": "#cart"}]',
+    )
 
 
 class Settings(BaseSettings):
@@ -81,11 +91,13 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    state_dir: Path = Path(".triage")
+    state_dir: Path = Field(Path(".triage"), description="Embedded NATS data, dev token")
     http_host: str = Field("127.0.0.1", description="Every process serves probes and /metrics")
-    http_port: int = 9095
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = "info"
+    http_port: int = Field(9095, description="Webhook (ingest), /healthz, /readyz, /metrics")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto = console on a terminal, JSON otherwise"
+    )
+    log_level: str = Field("info", description="debug, info, warning, error")
     nats: NatsSettings = NatsSettings()
     ingest: IngestSettings = IngestSettings()
     incidents: IncidentSettings = IncidentSettings()
@@ -121,3 +133,27 @@ def _secret(value: SecretStr | None, path: Path | None, what: str) -> str | None
     if not secret:
         raise ConfigError(f"{what} file {path} is empty", setting=str(path))
     return secret
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for the README."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub, subfield in annotation.model_fields.items():
+                default = subfield.get_default(call_default_factory=True)
+                rows.append(
+                    (f"TRIAGE_{name}_{sub}".upper(), _show(default), subfield.description or "")
+                )
+        else:
+            rows.append((f"TRIAGE_{name}".upper(), _show(field.default), field.description or ""))
+    return rows
+
+
+def _show(value: object) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if value is None:
+        return "(unset)"
+    return str(value)
