@@ -150,6 +150,7 @@ class IngestProcess:
             TRIAGE_LOG_LEVEL="warning",
             TRIAGE_STATE_DIR=str(workdir / "state"),
         )
+        self.command = [str(Path(sys.executable).parent / "triage"), "ingest"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -158,11 +159,10 @@ class IngestProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 30.0) -> None:
-        exe = Path(sys.executable).parent / "triage"
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(exe), "ingest"],
+                self.command,
                 env=self.env,
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,

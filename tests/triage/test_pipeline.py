@@ -101,10 +101,15 @@ async def test_alert_to_routed_draft_then_growth_then_resolve(
             assert resolves[0]["delivery"]["incident_id"] == incident
             assert resolves[0]["thread"] == f"jsonl:{incident}"
 
+            async def delivered() -> list[tuple[str, int]]:
+                state, _ = await app.runtime.bus.get_incident(incident)
+                kinds = sorted((d.kind, d.revision) for d in state.deliveries)
+                return kinds if len(kinds) == 3 else []
+
+            # The incident records what was posted once the sink has it.
+            assert await wait_for(delivered) == [("draft", 1), ("draft", 2), ("resolve", 1)]
             state, _ = await app.runtime.bus.get_incident(incident)
             assert state.status == "resolved" and len(state.alerts) == 2
-            kinds = sorted((d.kind, d.revision) for d in state.deliveries)
-            assert kinds == [("draft", 1), ("draft", 2), ("resolve", 1)]
 
         # Nothing else arrives later: every notification was delivered exactly once.
         await asyncio.sleep(2)
