@@ -118,7 +118,7 @@ class Bus:
         return StreamConfig(
             name=s.stream,
             subjects=[f"{s.subject_prefix}.>"],
-            retention=RetentionPolicy.LIMITS,
+            retention=RetentionPolicy(s.retention),
             max_age=s.max_age_s,
             max_bytes=s.max_bytes,
             duplicate_window=s.duplicate_window_s,

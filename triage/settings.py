@@ -21,6 +21,10 @@ class NatsSettings(BaseModel):
         "triage", description="Subjects: PREFIX.alerts, .investigate, .deliver, .deadletter.STAGE"
     )
     replicas: int = Field(1, ge=1, le=5, description="Stream and KV replicas (3 in production)")
+    retention: Literal["limits", "workqueue"] = Field(
+        "limits", description="limits keeps handled messages until max_age (replayable); "
+        "workqueue drops them once acknowledged"
+    )
     max_age_s: float = Field(7 * 24 * 3600, gt=0, description="How long messages are kept")
     # Longer than Alertmanager's retry horizon so its resends are dropped by JetStream.
     duplicate_window_s: float = Field(600, gt=0, description="JetStream de-duplication window")

@@ -158,3 +158,63 @@ async def test_transient_delivery_failure_is_retried_not_dropped(
             assert len(drafts(app)) == 1
             text = (await client.get("/metrics")).text
         assert 'triage_deliveries_total{outcome="error",sink="jsonl"} 1.0' in text
+
+
+class AlwaysFails:
+    name = "jsonl"
+
+    async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
+        raise httpx.ConnectError("sink down for good")
+
+
+async def test_message_that_keeps_failing_is_dead_lettered_not_looped(
+    nats_server: NatsServer, tmp_path: Path
+):
+    settings = make_settings(
+        tmp_path,
+        nats={"max_deliver": 2},
+        investigation={"scenario_dir": str(scenario_dir(tmp_path))},
+    )
+    async with serve(settings, nats_server.url, sinks=[AlwaysFails()]) as app:
+        nc = await nats.connect(nats_server.url)
+        try:
+            sub = await nc.jetstream().subscribe("triage.deadletter.deliveries", durable="dlq")
+            async with app.client() as client:
+                await client.post("/api/v1/alertmanager", json=webhook([am_alert_payload()]))
+            msg = await sub.next_msg(timeout=20)
+            letter = DeadLetter.model_validate_json(msg.data)
+            assert letter.deliveries == 2
+            assert "sink down for good" in letter.reason
+            assert DeliveryRequest.model_validate_json(letter.payload).kind == "draft"
+            with pytest.raises(nats.errors.TimeoutError):
+                await sub.next_msg(timeout=3)
+        finally:
+            await nc.close()
+        dead = app.runtime.metrics.dead_letters.labels("deliveries")._value.get()
+        assert dead == 1
+
+
+async def test_long_investigation_keeps_its_message_with_heartbeats(
+    nats_server: NatsServer, tmp_path: Path
+):
+    scenarios = scenario_dir(tmp_path)
+    slow = json.loads((scenarios / "rollout.json").read_text())
+    (scenarios / "rollout.json").write_text(json.dumps({**slow, "delay_s": 4}))
+    settings = make_settings(
+        tmp_path,
+        nats={"ack_wait_s": 1},
+        investigation={
+            "scenario_dir": str(scenarios),
+            "total_deadline_s": 8,
+            "collector_deadline_s": 6,
+        },
+    )
+    async with serve(settings, nats_server.url) as app:
+        async with app.client() as client:
+            await client.post("/api/v1/alertmanager", json=webhook([am_alert_payload()]))
+        await wait_for(lambda: drafts(app), timeout=20)
+        messages = app.runtime.metrics.messages
+        # Four ack_waits long, yet never handed out again while the worker was alive.
+        assert messages.labels("investigations", "investigated")._value.get() == 1
+        assert messages.labels("investigations", "deferred")._value.get() == 0
+        assert messages.labels("investigations", "retry")._value.get() == 0
