@@ -7,6 +7,7 @@ from typing import Protocol, cast, get_args
 
 from collectors.base import Evidence, EvidenceItem
 from triage.models import RCA, FaultKind, IncidentState, RootCause, utcnow
+from triage.ranking import rank
 
 HEURISTIC_LABEL = "Deterministic draft (heuristic analyzer), for review"
 KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -67,6 +68,9 @@ def alert_component(incident: IncidentState) -> str:
 class HeuristicAnalyzer:
     name = "heuristic"
 
+    def __init__(self, call_graph: list[tuple[str, str]] | None = None) -> None:
+        self._call_graph = call_graph
+
     async def analyze(self, incident: IncidentState, evidence: list[Evidence]) -> RCA:
         items = ranked_items(evidence)
         usable = [e for e in evidence if e.status == "ok"]
@@ -94,11 +98,24 @@ class HeuristicAnalyzer:
                 label=HEURISTIC_LABEL,
                 created_at=utcnow(),
             )
-        top = items[0]
-        component = top.subject or alert_component(incident)
-        kind = _fault_kind(top)
-        support = [i for i in items if i.subject == top.subject][:5] or [top]
-        confidence = round(min(0.9, top.score) * (0.5 + 0.5 * coverage), 2)
+        suspects = rank(incident, evidence, self._call_graph)
+        by_id = {i.id: i for i in items}
+        if suspects:
+            lead = suspects[0]
+            component = lead.component
+            cited = [by_id[i] for i in lead.evidence_ids if i in by_id]
+            top = cited[0] if cited else items[0]
+            kind = lead.kind if lead.kind != "unknown" else _fault_kind(top)
+            change = lead.change
+            score = lead.score
+        else:
+            top = items[0]
+            component = top.subject or alert_component(incident)
+            kind = _fault_kind(top)
+            change = top.change
+            cited = [top]
+            score = top.score
+        confidence = round(min(0.9, score) * (0.5 + 0.5 * coverage), 2)
         return RCA(
             incident_id=incident.incident_id,
             revision=incident.requested_revision,
@@ -106,12 +123,12 @@ class HeuristicAnalyzer:
             root_cause=RootCause(
                 component=component,
                 kind=kind,
-                change=top.change,
+                change=change,
                 description=top.detail or top.summary,
             ),
             confidence=confidence,
             impact=impact,
-            evidence_ids=[i.id for i in support],
+            evidence_ids=[i.id for i in cited],
             next_steps=[s.format(c=component) for s in _NEXT_STEPS.get(kind, _DEFAULT_STEPS)],
             open_questions=[
                 f"Collector {e.collector} failed: {e.error}"
@@ -121,6 +138,7 @@ class HeuristicAnalyzer:
             analyzer=self.name,
             label=HEURISTIC_LABEL,
             created_at=utcnow(),
+            suspects=suspects,
         )
 
 

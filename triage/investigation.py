@@ -8,11 +8,12 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from collectors.base import Collector, Evidence, TimeWindow
+from triage import attachments
 from triage.analysis import Analyzer, ranked_items
 from triage.bus import Bus
 from triage.errors import NotReady
@@ -44,16 +45,19 @@ class Investigator:
         self._settings = settings
         self._metrics = metrics
 
-    def window(self, incident: IncidentState) -> TimeWindow:
+    def window(self, incident: IncidentState, now: datetime | None = None) -> TimeWindow:
+        """Baseline before the onset, incident window after it, never past ``now``: an
+        investigation sees only what existed when it ran (replays must not peek ahead)."""
         onset = incident.onset()
+        end = min(onset + timedelta(seconds=self._settings.after_s), now or utcnow())
         return TimeWindow(
             start=onset - timedelta(seconds=self._settings.lookback_s),
             onset=onset,
-            end=onset + timedelta(seconds=self._settings.after_s),
+            end=max(end, onset + timedelta(seconds=60)),
         )
 
-    async def collect(self, incident: IncidentState) -> list[Evidence]:
-        window = self.window(incident)
+    async def collect(self, incident: IncidentState, now: datetime | None = None) -> list[Evidence]:
+        window = self.window(incident, now)
         per = min(self._settings.collector_deadline_s, self._settings.total_deadline_s)
         return list(
             await asyncio.gather(*(self._one(c, incident, window, per) for c in self._collectors))
@@ -145,6 +149,9 @@ class InvestigationStage:
                 for e in evidence
             ],
             created_at=utcnow(),
+            annotations=claimed.common_annotations,
+            links=attachments.links(claimed),
+            series=attachments.series(evidence, claimed.onset()),
         )
         # Publish before recording: if we die in between, the redelivered request repeats the
         # work and JetStream drops the second draft by its id.

@@ -109,15 +109,16 @@ async def test_without_evidence_the_cause_is_unknown_and_failed_collectors_are_n
 
 
 async def test_the_same_items_in_another_order_give_the_same_draft():
-    # Scored equal to ROLLOUT: the tie is broken by id, not by arrival order.
+    # Scored equal to ROLLOUT: order of arrival must not decide between them.
     tie = EvidenceItem(
-        id="k8s-cart-restarts", kind="crash_loop", summary="x", subject="cartservice", score=0.86
+        id="k8s-cart-restarts", kind="rollout", summary="x", subject="cartservice", score=0.86
     )
     one = await analyze(ok("scenario", ROLLOUT, LOG_PATTERN, PAYMENT), ok("k8s", tie))
     other = await analyze(ok("k8s", tie), ok("scenario", PAYMENT, LOG_PATTERN, ROLLOUT))
 
     assert comparable(one) == comparable(other)
-    assert one.root_cause.component == "cartservice"
+    # Both changed; only checkoutservice's change is corroborated by new errors.
+    assert one.root_cause.component == "checkoutservice"
 
 
 @pytest.mark.parametrize("with_evidence", [True, False])

@@ -1,0 +1,472 @@
+"""Kubernetes: what changed (rollouts, config), what is failing (pod states, events), and where
+(nodes, autoscalers), for the workloads around the alert. Read-only."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from collectors.base import Evidence, EvidenceItem, TimeWindow
+from collectors.sources import KubeSource
+from triage.errors import CollectorError
+from triage.models import IncidentState
+
+# Changes up to this long before the baseline window still count as suspects.
+CHANGE_LOOKBACK = timedelta(hours=2)
+# How fast a change's suspicion fades with its distance before the onset.
+CHANGE_DECAY_S = 1800.0
+
+_WAITING = {
+    "CrashLoopBackOff": (0.8, "crash_loop"),
+    "ImagePullBackOff": (0.85, "bad_rollout"),
+    "ErrImagePull": (0.85, "bad_rollout"),
+    "CreateContainerConfigError": (0.85, "config_change"),
+    "CreateContainerError": (0.7, "config_change"),
+    "RunContainerError": (0.7, "bad_rollout"),
+}
+_TERMINATED = {"OOMKilled": (0.85, "resource_exhaustion"), "Error": (0.6, "crash_loop")}
+# Warning event reasons and the fault they usually point to.
+_EVENTS = {
+    "FailedScheduling": (0.75, "scheduling"),
+    "FailedCreate": (0.7, "scheduling"),
+    "Evicted": (0.7, "node_failure"),
+    "NodeNotReady": (0.8, "node_failure"),
+    "Unhealthy": (0.6, "probe_misconfiguration"),
+    "BackOff": (0.6, "crash_loop"),
+    "FailedMount": (0.75, "secret_change"),
+    "OOMKilling": (0.8, "resource_exhaustion"),
+    "FailedPullImage": (0.8, "bad_rollout"),
+    "Failed": (0.55, "bad_rollout"),
+}
+_NODE_BAD = {
+    "Ready": "False",
+    "MemoryPressure": "True",
+    "DiskPressure": "True",
+    "PIDPressure": "True",
+    "NetworkUnavailable": "True",
+}
+
+
+def ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
+    m: dict[str, Any] = obj.get("metadata") or {}
+    return m
+
+
+def service_of(obj: dict[str, Any]) -> str:
+    labels = meta(obj).get("labels") or {}
+    for key in ("app.kubernetes.io/name", "app", "k8s-app", "service"):
+        if labels.get(key):
+            return str(labels[key])
+    return str(meta(obj).get("name", "?"))
+
+
+def change_score(at: datetime, onset: datetime) -> float:
+    """Suspicion from timing alone: high just before the onset, fading with distance."""
+    lead = (onset - at).total_seconds()
+    if lead < -300:  # well after the onset: a reaction, not a cause
+        return 0.1
+    return 0.2 + 0.75 * math.exp(-max(lead, 0.0) / CHANGE_DECAY_S)
+
+
+def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers: list[dict[str, Any]] = spec.get("containers") or []
+    return containers
+
+
+def template_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """What a revision changed in the pod template, in words an engineer scans quickly."""
+    if old is None:
+        return ["first revision"]
+    out = []
+    before = {c.get("name"): c for c in _containers(old)}
+    for c in _containers(new):
+        prev = before.get(c.get("name"), {})
+        name = c.get("name")
+        if c.get("image") != prev.get("image"):
+            out.append(f"{name}: image {prev.get('image')} -> {c.get('image')}")
+        env_old = {e.get("name"): e for e in prev.get("env") or []}
+        for e in c.get("env") or []:
+            if env_old.get(e.get("name")) != e:
+                shown = e.get("value", "(from reference)")
+                out.append(f"{name}: env {e.get('name')}={shown}")
+        if (c.get("resources") or {}) != (prev.get("resources") or {}):
+            out.append(f"{name}: resources {prev.get('resources')} -> {c.get('resources')}")
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if c.get(probe) != prev.get(probe):
+                out.append(f"{name}: {probe} changed")
+        if (c.get("envFrom") or []) != (prev.get("envFrom") or []):
+            out.append(f"{name}: envFrom changed")
+    old_vols = ((old.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes")
+    new_vols = ((new.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes")
+    if old_vols != new_vols:
+        out.append("volumes changed")
+    return out or ["no pod template change"]
+
+
+def referenced_configs(obj: dict[str, Any]) -> set[tuple[str, str]]:
+    """(kind, name) of ConfigMaps and Secrets a workload's pods read."""
+    refs: set[tuple[str, str]] = set()
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for vol in spec.get("volumes") or []:
+        if "configMap" in vol:
+            refs.add(("configmaps", vol["configMap"].get("name", "")))
+        if "secret" in vol:
+            refs.add(("secrets", vol["secret"].get("secretName", "")))
+    for c in spec.get("containers") or []:
+        for src in c.get("envFrom") or []:
+            if "configMapRef" in src:
+                refs.add(("configmaps", src["configMapRef"].get("name", "")))
+            if "secretRef" in src:
+                refs.add(("secrets", src["secretRef"].get("name", "")))
+        for env in c.get("env") or []:
+            ref = env.get("valueFrom") or {}
+            if "configMapKeyRef" in ref:
+                refs.add(("configmaps", ref["configMapKeyRef"].get("name", "")))
+            if "secretKeyRef" in ref:
+                refs.add(("secrets", ref["secretKeyRef"].get("name", "")))
+    return refs
+
+
+def last_change(obj: dict[str, Any]) -> datetime | None:
+    times = [ts(f.get("time")) for f in meta(obj).get("managedFields") or []]
+    known = [t for t in times if t is not None]
+    return max(known) if known else ts(meta(obj).get("creationTimestamp"))
+
+
+class KubernetesCollector:
+    name = "kubernetes"
+
+    def __init__(self, source: KubeSource) -> None:
+        self._source = source
+
+    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+        started = time.monotonic()
+        namespaces = sorted(
+            {
+                ns
+                for labels in [
+                    incident.common_labels,
+                    *(a.labels for a in incident.alerts.values()),
+                ]
+                if (ns := labels.get("namespace") or labels.get("exported_namespace"))
+            }
+        )
+        if not namespaces:
+            return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
+        items: list[EvidenceItem] = []
+        errors: list[str] = []
+        results = await asyncio.gather(
+            *(self._namespace(ns, window) for ns in namespaces),
+            self._nodes(window),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, CollectorError):
+                errors.append(str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                items += result
+        items.sort(key=lambda i: i.id)
+        status = "ok" if items else ("error" if errors else "no_data")
+        return Evidence(
+            collector=self.name,
+            status=status,
+            items=items,
+            error="; ".join(errors) or None,
+            duration_s=time.monotonic() - started,
+        )
+
+    async def _namespace(self, ns: str, window: TimeWindow) -> list[EvidenceItem]:
+        kinds = (
+            "deployments",
+            "replicasets",
+            "statefulsets",
+            "daemonsets",
+            "controllerrevisions",
+            "pods",
+            "events",
+            "configmaps",
+            "horizontalpodautoscalers",
+        )
+        listed = await asyncio.gather(*(self._source.list(k, ns) for k in kinds))
+        objs = dict(zip(kinds, listed, strict=True))
+        items = self._rollouts(ns, objs, window)
+        items += self._config_changes(ns, objs, window)
+        items += self._pod_states(ns, objs, window)
+        items += self._events(ns, objs["events"], objs["pods"], window)
+        items += self._autoscalers(ns, objs["horizontalpodautoscalers"])
+        return items
+
+    def _rollouts(
+        self, ns: str, objs: dict[str, list[dict[str, Any]]], window: TimeWindow
+    ) -> list[EvidenceItem]:
+        since = window.start - CHANGE_LOOKBACK
+        items = []
+        for deploy in objs["deployments"]:
+            name = meta(deploy).get("name")
+            owned = [
+                rs
+                for rs in objs["replicasets"]
+                if any(o.get("name") == name for o in meta(rs).get("ownerReferences") or [])
+            ]
+            owned.sort(
+                key=lambda rs: int(
+                    (meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision", 0)
+                )
+            )
+            previous = None
+            for rs in owned:
+                created = ts(meta(rs).get("creationTimestamp"))
+                rev = (meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision")
+                if created and since <= created <= window.end and previous is not None:
+                    diff = template_diff(previous, rs)
+                    minutes = (window.onset - created).total_seconds() / 60
+                    when = (
+                        f"{minutes:.0f} min before the onset"
+                        if minutes >= 0
+                        else f"{-minutes:.0f} min after the onset"
+                    )
+                    items.append(
+                        EvidenceItem(
+                            id=f"rollout-{ns}-{name}-rev{rev}",
+                            kind="rollout",
+                            summary=f"Deployment {ns}/{name} rolled out revision {rev} {when}: "
+                            + "; ".join(diff[:3]),
+                            detail="\n".join(diff),
+                            subject=service_of(deploy),
+                            timestamp=created,
+                            score=change_score(created, window.onset),
+                            fault_hint="bad_rollout",
+                            change=f"deployment/{name} revision {rev}",
+                        )
+                    )
+                previous = rs
+        for kind in ("statefulsets", "daemonsets"):
+            for wl in objs[kind]:
+                wl_name = meta(wl).get("name")
+                revs = sorted(
+                    (
+                        cr
+                        for cr in objs["controllerrevisions"]
+                        if any(
+                            o.get("name") == wl_name for o in meta(cr).get("ownerReferences") or []
+                        )
+                    ),
+                    key=lambda cr: int(cr.get("revision", 0)),
+                )
+                for cr in revs[1:]:
+                    created = ts(meta(cr).get("creationTimestamp"))
+                    if created and since <= created <= window.end:
+                        items.append(
+                            EvidenceItem(
+                                id=f"rollout-{ns}-{wl_name}-rev{cr.get('revision')}",
+                                kind="rollout",
+                                summary=f"{kind[:-1].capitalize()} {ns}/{wl_name} rolled out "
+                                f"revision {cr.get('revision')}",
+                                subject=service_of(wl),
+                                timestamp=created,
+                                score=change_score(created, window.onset),
+                                fault_hint="bad_rollout",
+                                change=f"{kind[:-1]}/{wl_name} revision {cr.get('revision')}",
+                            )
+                        )
+        return items
+
+    def _config_changes(
+        self, ns: str, objs: dict[str, list[dict[str, Any]]], window: TimeWindow
+    ) -> list[EvidenceItem]:
+        since = window.start - CHANGE_LOOKBACK
+        users: dict[tuple[str, str], set[str]] = {}
+        for kind in ("deployments", "statefulsets", "daemonsets"):
+            for wl in objs[kind]:
+                for ref in referenced_configs(wl):
+                    users.setdefault(ref, set()).add(service_of(wl))
+        items = []
+        for cm in objs["configmaps"]:
+            changed = last_change(cm)
+            name = meta(cm).get("name", "")
+            created = ts(meta(cm).get("creationTimestamp"))
+            if changed is None or changed == created or not since <= changed <= window.end:
+                continue
+            for svc in sorted(users.get(("configmaps", name), set())):
+                items.append(
+                    EvidenceItem(
+                        id=f"config-{ns}-{name}-{svc}",
+                        kind="config_change",
+                        summary=f"ConfigMap {ns}/{name}, read by {svc}, changed at "
+                        f"{changed:%H:%M:%S}",
+                        subject=svc,
+                        timestamp=changed,
+                        score=change_score(changed, window.onset) * 0.9,
+                        fault_hint="config_change",
+                        change=f"configmap/{name}",
+                    )
+                )
+        return items
+
+    def _pod_states(
+        self, ns: str, objs: dict[str, list[dict[str, Any]]], window: TimeWindow
+    ) -> list[EvidenceItem]:
+        owners = self._pod_services(objs)
+        worst: dict[tuple[str, str], tuple[float, str, str, list[str]]] = {}
+        for pod in objs["pods"]:
+            svc = owners.get(meta(pod).get("name", ""), service_of(pod))
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
+                term = (cs.get("lastState") or {}).get("terminated") or {}
+                restarts = int(cs.get("restartCount") or 0)
+                for reason, table in ((waiting, _WAITING), (term.get("reason"), _TERMINATED)):
+                    if reason in table:
+                        score, hint = table[reason]
+                        score = min(1.0, score + 0.02 * min(restarts, 5))
+                        key = (svc, reason)
+                        pods = worst.get(key, (0, "", "", []))[3] + [meta(pod).get("name", "")]
+                        if score >= worst.get(key, (0.0, "", "", []))[0]:
+                            worst[key] = (score, hint, f"restarts={restarts}", pods)
+                        else:
+                            worst[key] = (*worst[key][:3], pods)
+        return [
+            EvidenceItem(
+                id=f"podstate-{ns}-{svc}-{reason}",
+                kind="pod_state",
+                summary=f"{len(pods)} pod(s) of {svc} in {reason} ({extra}): "
+                + ", ".join(sorted(pods)[:3]),
+                subject=svc,
+                score=score,
+                fault_hint=hint,
+                timestamp=window.onset,
+            )
+            for (svc, reason), (score, hint, extra, pods) in sorted(worst.items())
+        ]
+
+    @staticmethod
+    def _pod_services(objs: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+        """Pod name -> service, following ownerReferences pod -> ReplicaSet -> Deployment."""
+        rs_owner = {}
+        by_name = {
+            meta(d).get("name"): d
+            for k in ("deployments", "statefulsets", "daemonsets")
+            for d in objs[k]
+        }
+        for rs in objs["replicasets"]:
+            for o in meta(rs).get("ownerReferences") or []:
+                if o.get("name") in by_name:
+                    rs_owner[meta(rs).get("name")] = service_of(by_name[o["name"]])
+        out = {}
+        for pod in objs["pods"]:
+            for o in meta(pod).get("ownerReferences") or []:
+                svc = rs_owner.get(o.get("name"))
+                if svc is None and o.get("name") in by_name:
+                    svc = service_of(by_name[o["name"]])
+                if svc:
+                    out[meta(pod).get("name", "")] = svc
+        return out
+
+    def _events(
+        self, ns: str, events: list[dict[str, Any]], pods: list[dict[str, Any]], window: TimeWindow
+    ) -> list[EvidenceItem]:
+        pod_svc = {meta(p).get("name"): service_of(p) for p in pods}
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for ev in events:
+            if ev.get("type") != "Warning":
+                continue
+            when = ts(
+                ev.get("lastTimestamp") or ev.get("eventTime") or meta(ev).get("creationTimestamp")
+            )
+            if when is None or not window.start <= when <= window.end:
+                continue
+            obj = ev.get("involvedObject") or {}
+            name = obj.get("name", "")
+            subject = pod_svc.get(name) or (
+                name if obj.get("kind") == "Node" else _strip_pod_suffix(name)
+            )
+            grouped.setdefault((subject, ev.get("reason", "")), []).append(ev)
+        items = []
+        for (subject, reason), evs in sorted(grouped.items()):
+            base, hint = _EVENTS.get(reason, (0.3, None))
+            count = sum(int(e.get("count") or 1) for e in evs)
+            first = min(
+                ts(e.get("firstTimestamp") or e.get("lastTimestamp")) or window.end for e in evs
+            )
+            items.append(
+                EvidenceItem(
+                    id=f"event-{ns}-{subject}-{reason}",
+                    kind="k8s_event",
+                    summary=f"{count}x {reason} on {subject}: {evs[0].get('message', '')[:200]}",
+                    subject=subject,
+                    timestamp=first,
+                    score=min(1.0, base + 0.05 * math.log1p(count)),
+                    fault_hint=hint,
+                )
+            )
+        return items
+
+    def _autoscalers(self, ns: str, hpas: list[dict[str, Any]]) -> list[EvidenceItem]:
+        items = []
+        for hpa in hpas:
+            status, spec = hpa.get("status") or {}, hpa.get("spec") or {}
+            current, maximum = status.get("currentReplicas"), spec.get("maxReplicas")
+            limited = any(
+                c.get("type") == "ScalingLimited" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+            if maximum and current is not None and (current >= maximum or limited):
+                target = (spec.get("scaleTargetRef") or {}).get("name", meta(hpa).get("name"))
+                items.append(
+                    EvidenceItem(
+                        id=f"hpa-{ns}-{target}",
+                        kind="hpa",
+                        summary=f"HPA for {target} is at its maximum "
+                        f"({current}/{maximum} replicas)",
+                        subject=str(target),
+                        score=0.7,
+                        fault_hint="capacity",
+                    )
+                )
+        return items
+
+    async def _nodes(self, window: TimeWindow) -> list[EvidenceItem]:
+        items = []
+        for node in await self._source.list("nodes"):
+            name = meta(node).get("name", "")
+            for cond in (node.get("status") or {}).get("conditions") or []:
+                kind, status = cond.get("type"), cond.get("status")
+                if _NODE_BAD.get(kind) == status:
+                    at = ts(cond.get("lastTransitionTime"))
+                    if at is not None and at < window.start - CHANGE_LOOKBACK:
+                        continue
+                    items.append(
+                        EvidenceItem(
+                            id=f"node-{name}-{kind}",
+                            kind="node_condition",
+                            summary=f"Node {name}: {kind}={status} since {at:%H:%M:%S}"
+                            if at
+                            else f"Node {name}: {kind}={status}",
+                            detail=cond.get("message", ""),
+                            subject=name,
+                            timestamp=at,
+                            score=0.8,
+                            fault_hint="node_failure",
+                        )
+                    )
+        return items
+
+
+def _strip_pod_suffix(name: str) -> str:
+    parts = name.split("-")
+    return "-".join(parts[:-2]) if len(parts) > 2 else name
+
+
+def _owned_by(obj: dict[str, Any], owner: object) -> bool:
+    return any(o.get("name") == owner for o in meta(obj).get("ownerReferences") or [])

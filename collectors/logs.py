@@ -1,0 +1,192 @@
+"""Pod logs mined into templates (drain3): templates that are new, or spiking, in the incident
+window compared with the baseline window become evidence with counts and examples."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from drain3 import TemplateMiner
+from drain3.template_miner_config import TemplateMinerConfig
+
+from collectors.base import Evidence, EvidenceItem, TimeWindow
+from collectors.kubernetes import meta, service_of, ts
+from collectors.sources import KubeSource
+from triage.errors import CollectorError
+from triage.models import IncidentState
+
+_ERRORISH = re.compile(
+    r"\b(error|err|exception|panic|fatal|fail(ed|ure)?|refused|timeout|timed out|denied|"
+    r"unavailable|expired|no such host|oom|killed|invalid|cannot|unable)\b",
+    re.IGNORECASE,
+)
+_HINTS = [
+    (re.compile(r"x509|certificate", re.I), "certificate_expiry"),
+    (re.compile(r"no such host|dns|lookup .* on", re.I), "dns_failure"),
+    (re.compile(r"out of memory|oom", re.I), "resource_exhaustion"),
+    (re.compile(r"config|yaml|parse|missing (key|setting)", re.I), "config_change"),
+    (
+        re.compile(r"secret|credential|password|unauthori[sz]ed|permission denied", re.I),
+        "secret_change",
+    ),
+    (
+        re.compile(r"connection refused|i/o timeout|dial tcp|unavailable|upstream", re.I),
+        "dependency_failure",
+    ),
+]
+
+
+@dataclass
+class _Template:
+    baseline: int = 0
+    incident: int = 0
+    example: str = ""
+    first: datetime | None = None
+    pods: set[str] = field(default_factory=set)
+
+
+def _miner() -> TemplateMiner:
+    config = TemplateMinerConfig()
+    config.profiling_enabled = False
+    config.drain_sim_th = 0.5
+    return TemplateMiner(config=config)
+
+
+def split_line(line: str) -> tuple[datetime | None, str]:
+    stamp, _, message = line.partition(" ")
+    try:
+        return ts(stamp), message
+    except ValueError:
+        return None, line
+
+
+class LogsCollector:
+    name = "logs"
+
+    def __init__(
+        self, source: KubeSource, *, max_pods_per_service: int = 3, tail_lines: int = 2000
+    ) -> None:
+        self._source = source
+        self._max_pods = max_pods_per_service
+        self._tail = tail_lines
+
+    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+        started = time.monotonic()
+        namespaces = sorted(
+            {
+                ns
+                for labels in [
+                    incident.common_labels,
+                    *(a.labels for a in incident.alerts.values()),
+                ]
+                if (ns := labels.get("namespace"))
+            }
+        )
+        if not namespaces:
+            return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
+        try:
+            pods = [(ns, p) for ns in namespaces for p in await self._source.list("pods", ns)]
+        except CollectorError as exc:
+            return Evidence(collector=self.name, status="error", error=str(exc))
+        chosen: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for ns, pod in sorted(pods, key=lambda x: str(meta(x[1]).get("name"))):
+            chosen.setdefault(service_of(pod), []).append((ns, pod))
+        fetches = []
+        for svc, members in sorted(chosen.items()):
+            for ns, pod in members[: self._max_pods]:
+                statuses = (pod.get("status") or {}).get("containerStatuses") or []
+                for c in (pod.get("spec") or {}).get("containers") or []:
+                    cname = c.get("name", "")
+                    restarted = any(
+                        s.get("name") == cname and s.get("restartCount") for s in statuses
+                    )
+                    for previous in (False, True) if restarted else (False,):
+                        fetches.append((svc, ns, str(meta(pod).get("name")), cname, previous))
+        texts = await asyncio.gather(
+            *(
+                self._source.logs(ns, pod, c, previous=prev, tail_lines=self._tail)
+                for _, ns, pod, c, prev in fetches
+            ),
+            return_exceptions=True,
+        )
+        per_service: dict[str, list[tuple[str, str]]] = {}
+        failures = 0
+        for (svc, _, pod_name, _, _), text in zip(fetches, texts, strict=True):
+            if isinstance(text, BaseException):
+                failures += 1
+                continue
+            per_service.setdefault(svc, []).extend((pod_name, ln) for ln in text.splitlines() if ln)
+        items = []
+        for svc in sorted(per_service):
+            items += self._mine(svc, per_service[svc], window)
+        status = "ok" if items else ("error" if failures and not per_service else "no_data")
+        return Evidence(
+            collector=self.name,
+            status=status,
+            items=items,
+            error=f"{failures} log stream(s) unavailable" if failures else None,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _mine(
+        self, svc: str, lines: list[tuple[str, str]], window: TimeWindow
+    ) -> list[EvidenceItem]:
+        miner = _miner()
+        templates: dict[int, _Template] = {}
+        base_s = max((window.onset - window.start).total_seconds(), 1)
+        inc_s = max((window.end - window.onset).total_seconds(), 1)
+        for pod, line in sorted(lines, key=lambda pl: pl[1]):
+            at, message = split_line(line)
+            if at is None or not window.start <= at <= window.end:
+                continue
+            result = miner.add_log_message(message)
+            t = templates.setdefault(result["cluster_id"], _Template())
+            if at < window.onset:
+                t.baseline += 1
+            else:
+                t.incident += 1
+                t.pods.add(pod)
+                if t.first is None or at < t.first:
+                    t.first = at
+                    t.example = message[:300]
+        items = []
+        for cid, t in templates.items():
+            if t.incident == 0:
+                continue
+            rate_ratio = (t.incident / inc_s) / ((t.baseline + 0.5) / base_s)
+            errorish = bool(_ERRORISH.search(t.example))
+            new = t.baseline == 0
+            if not (new or rate_ratio >= 3) or (not errorish and not new):
+                continue
+            score = (0.45 if new else 0.3) + (0.3 if errorish else 0.0)
+            score += 0.15 * (1 - math.exp(-t.incident / 20))
+            template = miner.drain.id_to_cluster[cid].get_template()
+            hint = next((h for rx, h in _HINTS if rx.search(template)), None)
+            items.append(
+                EvidenceItem(
+                    id=f"logs-{svc}-{_slug(template)}",
+                    kind="log_pattern",
+                    summary=(
+                        f"{'New' if new else 'Spiking'} log template in {svc}: "
+                        f"'{template[:160]}' {t.incident}x in the incident window"
+                        f" (baseline {t.baseline}x)"
+                    ),
+                    detail=f"example: {t.example}",
+                    subject=svc,
+                    timestamp=t.first,
+                    score=min(score, 0.95),
+                    fault_hint=hint,
+                )
+            )
+        return sorted(items, key=lambda i: (-i.score, i.id))[:5]
+
+
+def _slug(template: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(template.encode()).hexdigest()[:10]

@@ -1,0 +1,190 @@
+"""Metric series around the onset: which services moved, when each one first departed from its
+baseline (who went wrong first), and whether new-version pods do worse than old-version pods
+of the same service during a rollout."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from collectors.base import Evidence, EvidenceItem, TimeWindow
+from collectors.prometheus import expr_from_generator_url, shift_score
+from collectors.sources import MetricSource, Series
+from triage.errors import CollectorError
+from triage.models import IncidentState
+
+DEFAULT_SELECTORS = ('{namespace="$namespace"}',)
+MAX_SERIES = 5000
+# Metrics where a drop is the bad direction; for the rest a rise is.
+_LOWER_IS_WORSE = ("success", "availability", "throughput", "ready", "up")
+
+
+def worse_direction(metric: str) -> int:
+    return -1 if any(w in metric.lower() for w in _LOWER_IS_WORSE) else 1
+
+
+def departure(points: list[tuple[float, float]], onset: float) -> float | None:
+    """First time after the baseline that a series left its baseline band."""
+    before = [v for t, v in points if t < onset - 600]
+    if len(before) < 3:
+        return None
+    med = statistics.median(before)
+    mad = statistics.median([abs(v - med) for v in before]) * 1.4826
+    band = max(3 * mad, abs(med) * 0.1, 1e-9)
+    for t, v in points:
+        if t >= onset - 1800 and abs(v - med) > band:
+            # Require the departure to persist, not a single blip.
+            later = [w for u, w in points if t <= u <= t + 180]
+            if sum(abs(w - med) > band for w in later) >= min(2, len(later)):
+                return t
+    return None
+
+
+class MetricsCollector:
+    name = "metrics"
+
+    def __init__(
+        self,
+        source: MetricSource,
+        *,
+        step_s: float = 60,
+        selectors: tuple[str, ...] = DEFAULT_SELECTORS,
+    ) -> None:
+        self._source = source
+        self._step = step_s
+        self._selectors = selectors
+
+    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+        started = time.monotonic()
+        namespaces = sorted(
+            {
+                ns
+                for labels in [
+                    incident.common_labels,
+                    *(a.labels for a in incident.alerts.values()),
+                ]
+                if (ns := labels.get("namespace"))
+            }
+        )
+        queries = [s.replace("$namespace", ns) for s in self._selectors for ns in namespaces]
+        queries += sorted(
+            {e for a in incident.alerts.values() if (e := expr_from_generator_url(a.generator_url))}
+        )
+        series: dict[tuple[tuple[str, str], ...], Series] = {}
+        errors = []
+        for q in queries:
+            try:
+                for s in await self._source.query_range(q, window.start, window.end, self._step):
+                    series.setdefault(tuple(sorted(s.labels.items())), s)
+            except CollectorError as exc:
+                errors.append(str(exc))
+            if len(series) > MAX_SERIES:
+                break
+        if not series:
+            return Evidence(
+                collector=self.name,
+                status="error" if errors else "no_data",
+                error="; ".join(errors) or "no series",
+                duration_s=time.monotonic() - started,
+            )
+        onset = window.onset.timestamp()
+        items = self._shifts(list(series.values()), onset) + self._version_split(
+            list(series.values()), onset
+        )
+        items.sort(key=lambda i: i.id)
+        return Evidence(
+            collector=self.name,
+            status="ok" if items else "no_data",
+            items=items,
+            error="; ".join(errors) or None,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _shifts(self, series: list[Series], onset: float) -> list[EvidenceItem]:
+        """Per service and metric, the series that moved the most in its bad direction."""
+        best: dict[tuple[str, str], tuple[float, float, Series, float | None]] = {}
+        for s in series:
+            svc = s.labels.get("service") or s.labels.get("job") or ""
+            metric = s.labels.get("__name__", "")
+            if not svc:
+                continue
+            before = [v for t, v in s.points if t < onset and math.isfinite(v)]
+            after = [v for t, v in s.points if t >= onset and math.isfinite(v)]
+            z, score = shift_score(before, after)
+            if z * worse_direction(metric) <= 0:
+                score = score * 0.2  # moving in the good direction is barely a symptom
+            key = (svc, metric)
+            if score > best.get(key, (-1.0, 0.0, s, None))[0]:
+                best[key] = (score, z, s, departure(s.points, onset))
+        items = []
+        for (svc, metric), (score, z, s, dep) in sorted(best.items()):
+            if score < 0.3:
+                continue
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()) if k != "__name__")
+            items.append(
+                EvidenceItem(
+                    id="metric-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],
+                    kind="metric_shift",
+                    summary=f"{metric} of {svc} moved {'up' if z > 0 else 'down'} after the onset "
+                    f"(robust z={z:.1f}){_when(dep, onset)}",
+                    detail=f"series {{{labels}}}",
+                    subject=svc,
+                    timestamp=datetime.fromtimestamp(dep, UTC) if dep else None,
+                    score=round(score, 4),
+                )
+            )
+        return items
+
+    def _version_split(self, series: list[Series], onset: float) -> list[EvidenceItem]:
+        """During a rolling update, the new version's pods doing worse than the old one's."""
+        groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for s in series:
+            svc, version = s.labels.get("service"), s.labels.get("version")
+            if not svc or not version:
+                continue
+            vals = [v for t, v in s.points if t >= onset - 600 and math.isfinite(v)]
+            groups[(svc, s.labels.get("__name__", ""))][version].extend(vals)
+        items = []
+        for (svc, metric), by_version in sorted(groups.items()):
+            if len(by_version) < 2:
+                continue
+            versions = sorted(by_version)
+            old, new = by_version[versions[0]], by_version[versions[-1]]
+            if len(old) < 3 or len(new) < 3:
+                continue
+            m_old, m_new = statistics.median(old), statistics.median(new)
+            spread = max(statistics.pstdev(old), abs(m_old) * 0.05, 1e-9)
+            gap = (m_new - m_old) / spread * worse_direction(metric)
+            if gap <= 1:
+                continue
+            score = 1 - math.exp(-gap / 4)
+            items.append(
+                EvidenceItem(
+                    id="version-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],
+                    kind="version_split",
+                    summary=f"{svc} {versions[-1]} pods are worse than {versions[0]} pods on "
+                    f"{metric}: median {m_new:.4g} vs {m_old:.4g}",
+                    subject=svc,
+                    score=round(score, 4),
+                    fault_hint="bad_rollout",
+                    change=f"{svc} {versions[0]} -> {versions[-1]}",
+                )
+            )
+        return items
+
+
+def _when(dep: float | None, onset: float) -> str:
+    if dep is None:
+        return ""
+    minutes = (onset - dep) / 60
+    return (
+        f", departed {minutes:.0f} min before the onset"
+        if minutes >= 0
+        else f", departed {-minutes:.0f} min after the onset"
+    )

@@ -1,0 +1,335 @@
+"""Where collectors read from. Each source has a live implementation (Prometheus HTTP API, the
+Kubernetes API through the official client) and one over a scenario's files, so the same
+collector code gives the same evidence from both."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from pydantic import BaseModel
+
+from triage.errors import CollectorError
+
+LOOKBACK_DELTA_S = 300  # Prometheus' default: a sample is visible for 5 minutes
+
+
+class Series(BaseModel):
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+
+class MetricSource(Protocol):
+    async def query_range(
+        self, query: str, start: datetime, end: datetime, step: float
+    ) -> list[Series]: ...
+
+
+class KubeSource(Protocol):
+    async def list(
+        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        previous: bool = False,
+        tail_lines: int | None = None,
+    ) -> str: ...
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+class PrometheusSource:
+    def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
+        self._base = base_url.rstrip("/")
+        self._client = client
+
+    async def query_range(
+        self, query: str, start: datetime, end: datetime, step: float
+    ) -> list[Series]:
+        try:
+            resp = await self._client.get(
+                f"{self._base}/api/v1/query_range",
+                params={
+                    "query": query,
+                    "start": start.timestamp(),
+                    "end": end.timestamp(),
+                    "step": step,
+                },
+            )
+            body = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise CollectorError(
+                f"Prometheus: {type(exc).__name__}: {exc}", collector="prometheus"
+            ) from exc
+        if resp.status_code != 200 or body.get("status") != "success":
+            raise CollectorError(
+                f"query {query!r}: {body.get('error', resp.status_code)}", collector="prometheus"
+            )
+        return [
+            Series(labels=s["metric"], points=[(float(t), float(v)) for t, v in s["values"]])
+            for s in body["data"]["result"]
+        ]
+
+
+_SELECTOR = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?:\{(.*)\})?\s*$")
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def parse_selector(query: str) -> list[Callable[[dict[str, str]], bool]]:
+    """A plain series selector (``name{a="b", c=~"d.*"}``) as label predicates.
+    The file backend answers only these; collectors ask nothing else of it."""
+    m = _SELECTOR.match(query)
+    if m is None or (m.group(1) is None and m.group(2) is None):
+        raise CollectorError(f"not a plain selector: {query!r}", collector="metrics")
+    preds: list[Callable[[dict[str, str]], bool]] = []
+    if m.group(1):
+        name = m.group(1)
+        preds.append(lambda lbl: lbl.get("__name__") == name)
+    body = m.group(2) or ""
+    pos = 0
+    while pos < len(body.strip()):
+        mm = _MATCHER.match(body, pos)
+        if mm is None:
+            raise CollectorError(f"cannot parse matchers in {query!r}", collector="metrics")
+        key, op, raw = mm.group(1), mm.group(2), mm.group(3)
+        value = raw.encode().decode("unicode_escape")
+        preds.append(_matcher(key, op, value))
+        pos = mm.end()
+    return preds
+
+
+def _matcher(key: str, op: str, value: str) -> Callable[[dict[str, str]], bool]:
+    if op == "=":
+        return lambda lbl: lbl.get(key, "") == value
+    if op == "!=":
+        return lambda lbl: lbl.get(key, "") != value
+    pattern = re.compile(f"^(?:{value})$")  # Prometheus anchors regex matchers
+    if op == "=~":
+        return lambda lbl: pattern.match(lbl.get(key, "")) is not None
+    return lambda lbl: pattern.match(lbl.get(key, "")) is None
+
+
+class FileMetricSource:
+    """OpenMetrics text evaluated the way Prometheus evaluates a selector over a range."""
+
+    def __init__(self, openmetrics: str) -> None:
+        series: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+        if openmetrics:
+            for family in text_string_to_metric_families(openmetrics):  # type: ignore[no-untyped-call]
+                for sample in family.samples:
+                    labels = {"__name__": sample.name, **sample.labels}
+                    key = tuple(sorted(labels.items()))
+                    series.setdefault(key, []).append(
+                        (float(sample.timestamp or 0), float(sample.value))
+                    )
+        self._series = {k: sorted(v) for k, v in series.items()}
+
+    async def query_range(
+        self, query: str, start: datetime, end: datetime, step: float
+    ) -> list[Series]:
+        preds = parse_selector(query)
+        t0, t1 = start.timestamp(), end.timestamp()
+        steps = [t0 + i * step for i in range(int((t1 - t0) // step) + 1)]
+        out = []
+        for key, samples in self._series.items():
+            labels = dict(key)
+            if not all(p(labels) for p in preds):
+                continue
+            times = [t for t, _ in samples]
+            points = []
+            for t in steps:
+                i = bisect.bisect_right(times, t) - 1
+                if i >= 0 and t - times[i] < LOOKBACK_DELTA_S:
+                    points.append((round(t, 3), samples[i][1]))
+            if points:
+                out.append(Series(labels=labels, points=points))
+        return sorted(out, key=lambda s: sorted(s.labels.items()))
+
+
+# -- kubernetes -----------------------------------------------------------------------------------
+
+
+def selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
+    """Equality-based label selectors (``a=b,c!=d``), as the API server applies them."""
+    if not selector:
+        return True
+    for term in selector.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k.strip()) == v.strip():
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k.strip()) != v.strip():
+                return False
+        elif term and term not in labels:
+            return False
+    return True
+
+
+class FileKubeSource:
+    def __init__(self, objects: Any, logs: list[Any]) -> None:
+        self._objects = objects  # triage.scenarios.KubeObjects
+        self._logs = {(s.namespace, s.pod, s.container, s.previous): s.lines for s in logs}
+
+    async def list(
+        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        found = []
+        for obj in self._objects.of(resource):
+            meta = obj.get("metadata", {})
+            if namespace is not None and meta.get("namespace") not in (namespace, None):
+                continue
+            if selector_matches(label_selector, meta.get("labels") or {}):
+                found.append(obj)
+        return found
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        previous: bool = False,
+        tail_lines: int | None = None,
+    ) -> str:
+        lines = self._logs.get((namespace, pod, container, previous))
+        if lines is None:
+            raise CollectorError(
+                f"no logs for {namespace}/{pod}/{container}", collector="kubernetes"
+            )
+        return "\n".join(lines[-tail_lines:] if tail_lines else lines)
+
+
+# resource -> (API group path, namespaced): the URL layout the fixture server serves.
+KUBE_PATHS = {
+    "namespaces": ("/api/v1", False),
+    "nodes": ("/api/v1", False),
+    "pods": ("/api/v1", True),
+    "events": ("/api/v1", True),
+    "configmaps": ("/api/v1", True),
+    "secrets": ("/api/v1", True),
+    "services": ("/api/v1", True),
+    "deployments": ("/apis/apps/v1", True),
+    "replicasets": ("/apis/apps/v1", True),
+    "statefulsets": ("/apis/apps/v1", True),
+    "daemonsets": ("/apis/apps/v1", True),
+    "controllerrevisions": ("/apis/apps/v1", True),
+    "horizontalpodautoscalers": ("/apis/autoscaling/v2", True),
+}
+
+# resource -> (API class, namespaced list method, all-namespaces/cluster list method)
+_KUBE_METHODS = {
+    "namespaces": ("CoreV1Api", None, "list_namespace"),
+    "nodes": ("CoreV1Api", None, "list_node"),
+    "pods": ("CoreV1Api", "list_namespaced_pod", "list_pod_for_all_namespaces"),
+    "events": ("CoreV1Api", "list_namespaced_event", "list_event_for_all_namespaces"),
+    "configmaps": ("CoreV1Api", "list_namespaced_config_map", "list_config_map_for_all_namespaces"),
+    "secrets": ("CoreV1Api", "list_namespaced_secret", "list_secret_for_all_namespaces"),
+    "services": ("CoreV1Api", "list_namespaced_service", "list_service_for_all_namespaces"),
+    "deployments": (
+        "AppsV1Api",
+        "list_namespaced_deployment",
+        "list_deployment_for_all_namespaces",
+    ),
+    "replicasets": (
+        "AppsV1Api",
+        "list_namespaced_replica_set",
+        "list_replica_set_for_all_namespaces",
+    ),
+    "statefulsets": (
+        "AppsV1Api",
+        "list_namespaced_stateful_set",
+        "list_stateful_set_for_all_namespaces",
+    ),
+    "daemonsets": ("AppsV1Api", "list_namespaced_daemon_set", "list_daemon_set_for_all_namespaces"),
+    "controllerrevisions": (
+        "AppsV1Api",
+        "list_namespaced_controller_revision",
+        "list_controller_revision_for_all_namespaces",
+    ),
+    "horizontalpodautoscalers": (
+        "AutoscalingV2Api",
+        "list_namespaced_horizontal_pod_autoscaler",
+        "list_horizontal_pod_autoscaler_for_all_namespaces",
+    ),
+}
+
+
+class ApiKubeSource:
+    """The official client's typed calls, raw JSON out (the same shape as the scenario files),
+    run in a bounded thread pool because the client is synchronous."""
+
+    def __init__(
+        self, api_client: Any, *, max_concurrency: int = 8, request_timeout_s: float = 10
+    ) -> None:
+        self._api = api_client  # kubernetes.client.ApiClient
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._timeout = request_timeout_s
+
+    async def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> bytes:
+        import kubernetes.client
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        fn = getattr(getattr(kubernetes.client, api)(self._api), method)
+
+        def call() -> bytes:
+            resp = fn(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+            data: bytes = resp.data
+            return data
+
+        async with self._limit:
+            try:
+                return await asyncio.to_thread(call)
+            except ApiException as exc:
+                raise CollectorError(
+                    f"Kubernetes API {method}: {exc.status} {exc.reason}", collector="kubernetes"
+                ) from exc
+            except HTTPError as exc:
+                raise CollectorError(
+                    f"Kubernetes API unreachable: {exc}", collector="kubernetes"
+                ) from exc
+
+    async def list(
+        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        api, namespaced, cluster = _KUBE_METHODS[resource]
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        if namespace is not None and namespaced is not None:
+            raw = await self._call(api, namespaced, namespace, **kwargs)
+        else:
+            raw = await self._call(api, cluster, **kwargs)
+        items: list[dict[str, Any]] = json.loads(raw).get("items") or []
+        return items
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        previous: bool = False,
+        tail_lines: int | None = None,
+    ) -> str:
+        kwargs: dict[str, Any] = {"container": container, "timestamps": True}
+        if previous:
+            kwargs["previous"] = True
+        if tail_lines:
+            kwargs["tail_lines"] = tail_lines
+        raw = await self._call("CoreV1Api", "read_namespaced_pod_log", pod, namespace, **kwargs)
+        return raw.decode("utf-8", "replace")

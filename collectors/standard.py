@@ -1,0 +1,20 @@
+"""The collectors an investigation runs, over whichever sources are configured."""
+
+from __future__ import annotations
+
+from collectors.base import Collector
+from collectors.kubernetes import KubernetesCollector
+from collectors.logs import LogsCollector
+from collectors.metrics import MetricsCollector
+from collectors.sources import KubeSource, MetricSource
+
+
+def standard_collectors(
+    kube: KubeSource | None, metrics: MetricSource | None, *, step_s: float = 60
+) -> list[Collector]:
+    found: list[Collector] = []
+    if kube is not None:
+        found += [KubernetesCollector(kube), LogsCollector(kube)]
+    if metrics is not None:
+        found.append(MetricsCollector(metrics, step_s=step_s))
+    return found

@@ -1,0 +1,58 @@
+"""`triage eval PATH | import-changerca SRC DEST | generate-corpus DEST`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from triage.settings import Settings
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score the investigation on scenarios; or import-changerca SRC DEST; "
+        "or generate-corpus DEST",
+        description="triage eval PATH [--analyzer heuristic|llm] [--backend files|live] | "
+        "triage eval import-changerca SRC DEST | triage eval generate-corpus DEST [--seed N]",
+    )
+    p.add_argument("target", nargs="+", help="PATH, or import-changerca SRC DEST, "
+                   "or generate-corpus DEST")
+    p.add_argument("--analyzer", choices=["heuristic", "llm"], default="heuristic")
+    p.add_argument("--backend", choices=["files", "live"], default="files")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: "
+                   "eval-results/<name of PATH>)")
+    p.add_argument("--seed", type=int, default=7, help="generate-corpus: random seed")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    target: list[str] = args.target
+    if target[0] == "import-changerca":
+        if len(target) != 3:
+            raise SystemExit("usage: triage eval import-changerca SRC DEST")
+        from triage.changerca import import_changerca
+
+        made = import_changerca(Path(target[1]), Path(target[2]))
+        print(f"imported {len(made)} case(s) into {target[2]}")
+        return 0
+    if target[0] == "generate-corpus":
+        if len(target) != 2:
+            raise SystemExit("usage: triage eval generate-corpus DEST [--seed N]")
+        from triage.corpus import generate_corpus
+
+        made = generate_corpus(Path(target[1]), seed=args.seed)
+        print(f"generated {len(made)} scenario(s) into {target[1]}")
+        return 0
+    if len(target) != 1:
+        raise SystemExit("usage: triage eval PATH [--analyzer ...] [--backend ...]")
+    from triage.evaluation import run_eval
+
+    path = Path(target[0])
+    out = args.out or Path("eval-results") / path.resolve().name
+    report = run_eval(path, out, analyzer=args.analyzer, backend=args.backend,
+                      settings=settings.investigation)
+    o = report["summary"]["overall"]
+    print(f"{o['cases']} cases: AC@1 {o['ac@1']:.3f}  AC@3 {o['ac@3']:.3f}  "
+          f"Avg@5 {o['avg@5']:.3f}  mean rank {o['mean_rank']:.2f}  -> {out}/report.md")
+    return 0

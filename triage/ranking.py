@@ -1,0 +1,174 @@
+"""Root-cause ranking: every component in the blast radius and every recent change is a
+candidate; each is scored from independent signals and the score says which signals put it
+where it is."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from typing import cast, get_args
+
+from collectors.base import Evidence, EvidenceItem
+from triage.models import FaultKind, IncidentState, Suspect
+
+# How much one signal alone can say, 0..1; signals combine as a noisy-OR.
+WEIGHTS = {
+    "change": 0.55,  # a rollout / config change shortly before the onset
+    "version_split": 0.85,  # new-version pods worse than old-version pods
+    "anomaly": 0.35,  # its own metrics moved after the onset
+    "onset_order": 0.35,  # it departed from baseline first
+    "new_errors": 0.5,  # new or spiking error log templates
+    "pod_failure": 0.65,  # crash loops, OOMKilled, config errors
+    "events": 0.45,  # warning events
+    "node": 0.6,  # node conditions
+    "capacity": 0.5,  # autoscaler pinned at max
+    "blamed": 0.45,  # other components' errors name it
+    "topology": 0.15,  # close to the alerting service, downstream of it
+}
+_SIGNAL_OF_KIND = {
+    "rollout": "change",
+    "config_change": "change",
+    "version_split": "version_split",
+    "metric_shift": "anomaly",
+    "log_pattern": "new_errors",
+    "pod_state": "pod_failure",
+    "k8s_event": "events",
+    "node_condition": "node",
+    "hpa": "capacity",
+}
+_KINDS = set(get_args(FaultKind))
+# A change only explains an incident if something around it misbehaves.
+_CORROBORATING = (
+    "version_split",
+    "anomaly",
+    "new_errors",
+    "pod_failure",
+    "events",
+    "onset_order",
+    "blamed",
+)
+
+
+def alerting_components(incident: IncidentState) -> set[str]:
+    names = set()
+    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
+        for key in ("service", "deployment", "statefulset", "daemonset", "job", "app"):
+            if labels.get(key):
+                names.add(labels[key])
+    return names
+
+
+def downstream_distance(graph: list[tuple[str, str]], sources: set[str]) -> dict[str, int]:
+    """Hops from the alerting services along caller -> callee edges."""
+    callees: dict[str, set[str]] = defaultdict(set)
+    for caller, callee in graph:
+        callees[caller].add(callee)
+    dist = {s: 0 for s in sources}
+    frontier = list(sources)
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for callee in callees.get(node, ()):
+                if callee not in dist:
+                    dist[callee] = dist[node] + 1
+                    nxt.append(callee)
+        frontier = nxt
+    return dist
+
+
+def rank(
+    incident: IncidentState,
+    evidence: list[Evidence],
+    call_graph: list[tuple[str, str]] | None = None,
+    *,
+    limit: int = 10,
+) -> list[Suspect]:
+    items = [i for e in evidence for i in e.items if i.subject]
+    if not items:
+        return []
+    signals: dict[str, dict[str, float]] = defaultdict(dict)
+    support: dict[str, list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        signal = _SIGNAL_OF_KIND.get(item.kind)
+        if signal is None:
+            continue
+        s = signals[item.subject]
+        s[signal] = max(s.get(signal, 0.0), item.score)
+        support[item.subject].append(item)
+
+    _onset_order(items, signals)
+    _blame(items, signals, support)
+    alerting = alerting_components(incident)
+    if call_graph:
+        dist = downstream_distance(call_graph, alerting)
+        for comp in signals:
+            if comp in dist:
+                signals[comp]["topology"] = 1 / (1 + dist[comp])
+    for comp in alerting & set(signals):
+        signals[comp].setdefault("topology", 0.5)
+
+    suspects = []
+    for comp, sig in signals.items():
+        if "change" in sig and not any(k in sig for k in _CORROBORATING):
+            sig["change"] *= 0.5  # a benign concurrent change looks just like this
+        miss = 1.0
+        for name, value in sig.items():
+            miss *= 1 - WEIGHTS[name] * value
+        best = sorted(support[comp], key=lambda i: (-i.score, i.id))
+        change = next((i.change for i in best if i.change), None)
+        suspects.append(
+            Suspect(
+                component=comp,
+                score=round(1 - miss, 4),
+                kind=_kind(best),
+                change=change,
+                breakdown={k: round(WEIGHTS[k] * v, 4) for k, v in sorted(sig.items())},
+                evidence_ids=[i.id for i in best[:5]],
+            )
+        )
+    suspects.sort(key=lambda s: (-s.score, s.component))
+    return suspects[:limit]
+
+
+def _onset_order(items: list[EvidenceItem], signals: dict[str, dict[str, float]]) -> None:
+    """Whoever left its baseline first is more likely the cause than those that followed."""
+    first: dict[str, float] = {}
+    for item in items:
+        if item.kind == "metric_shift" and item.timestamp is not None and item.score >= 0.5:
+            t = item.timestamp.timestamp()
+            first[item.subject] = min(first.get(item.subject, t), t)
+    if len(first) < 2:
+        return
+    earliest = min(first.values())
+    for comp, t in first.items():
+        signals[comp]["onset_order"] = math.exp(-(t - earliest) / 300)
+
+
+def _blame(
+    items: list[EvidenceItem],
+    signals: dict[str, dict[str, float]],
+    support: dict[str, list[EvidenceItem]],
+) -> None:
+    """Errors in one component that name another (``dial tcp db:5432``) point at that one."""
+    names = sorted(signals, key=len, reverse=True)
+    patterns = {n: re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])") for n in names if len(n) > 2}
+    for item in items:
+        if item.kind not in ("log_pattern", "k8s_event"):
+            continue
+        text = f"{item.summary} {item.detail}"
+        for name, rx in patterns.items():
+            if name != item.subject and rx.search(text):
+                s = signals[name]
+                s["blamed"] = max(s.get("blamed", 0.0), item.score)
+                support[name].append(item)
+
+
+def _kind(best: list[EvidenceItem]) -> FaultKind:
+    votes: dict[str, float] = defaultdict(float)
+    for item in best:
+        if item.fault_hint is not None and item.fault_hint in _KINDS:
+            votes[item.fault_hint] += item.score
+    if not votes:
+        return "unknown"
+    return cast(FaultKind, max(sorted(votes), key=lambda k: votes[k]))
