@@ -28,6 +28,9 @@ class EvidenceItem(BaseModel):
     score: float = Field(0.0, ge=0, le=1, description="How anomalous / suspicious, 0..1")
     fault_hint: str | None = None
     change: str | None = None
+    points: list[tuple[float, float]] = Field(
+        default_factory=list, description="metric items: (unix seconds, value), for the graph"
+    )
 
 
 class Evidence(BaseModel):

@@ -21,6 +21,22 @@ DEFAULT_SELECTORS = ('{namespace="$namespace"}',)
 MAX_SERIES = 5000
 # Metrics where a drop is the bad direction; for the rest a rise is.
 _LOWER_IS_WORSE = ("success", "availability", "throughput", "ready", "up")
+# Golden signals say a service is hurting; saturation only that it is busy; node-level series
+# are shared by every pod on the node and say little about any one service.
+_SIGNAL_WEIGHT = (
+    (("node_", "_node"), 0.3),
+    (("success", "error", "fail", "5xx", "latency", "duration", "availability"), 1.0),
+    (("restart", "oom"), 0.8),
+    (("cpu", "memory", "throttl", "saturation"), 0.5),
+)
+
+
+def signal_weight(metric: str) -> float:
+    name = metric.lower()
+    for words, weight in _SIGNAL_WEIGHT:
+        if any(w in name for w in words):
+            return weight
+    return 0.7
 
 
 def worse_direction(metric: str) -> int:
@@ -53,9 +69,12 @@ class MetricsCollector:
         *,
         step_s: float = 60,
         selectors: tuple[str, ...] = DEFAULT_SELECTORS,
+        lead_s: float = 600,
     ) -> None:
         self._source = source
         self._step = step_s
+        # Alerts fire after `for:` durations and evaluation delays: the trouble starts before.
+        self._lead = lead_s
         self._selectors = selectors
 
     async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
@@ -91,7 +110,7 @@ class MetricsCollector:
                 error="; ".join(errors) or "no series",
                 duration_s=time.monotonic() - started,
             )
-        onset = window.onset.timestamp()
+        onset = window.onset.timestamp() - self._lead
         items = self._shifts(list(series.values()), onset) + self._version_split(
             list(series.values()), onset
         )
@@ -115,6 +134,7 @@ class MetricsCollector:
             before = [v for t, v in s.points if t < onset and math.isfinite(v)]
             after = [v for t, v in s.points if t >= onset and math.isfinite(v)]
             z, score = shift_score(before, after)
+            score *= signal_weight(metric)
             if z * worse_direction(metric) <= 0:
                 score = score * 0.2  # moving in the good direction is barely a symptom
             key = (svc, metric)
@@ -141,29 +161,39 @@ class MetricsCollector:
 
     def _version_split(self, series: list[Series], onset: float) -> list[EvidenceItem]:
         """During a rolling update, the new version's pods doing worse than the old one's."""
-        groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+        groups: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = defaultdict(
             lambda: defaultdict(list)
         )
         for s in series:
             svc, version = s.labels.get("service"), s.labels.get("version")
             if not svc or not version:
                 continue
-            vals = [v for t, v in s.points if t >= onset - 600 and math.isfinite(v)]
-            groups[(svc, s.labels.get("__name__", ""))][version].extend(vals)
+            pts = [(t, v) for t, v in s.points if math.isfinite(v)]
+            groups[(svc, s.labels.get("__name__", ""))][version].extend(pts)
         items = []
         for (svc, metric), by_version in sorted(groups.items()):
-            if len(by_version) < 2:
+            # Fresh pods always use CPU and memory differently (start-up, cold caches):
+            # only golden signals say the new version serves worse.
+            if len(by_version) < 2 or signal_weight(metric) < 1.0:
                 continue
             versions = sorted(by_version)
-            old, new = by_version[versions[0]], by_version[versions[-1]]
-            if len(old) < 3 or len(new) < 3:
+            # Compare only while both versions served: the same minutes, the same load; judge
+            # the gap by how much the old version varies over the whole window.
+            newest = by_version[versions[-1]]
+            since = max(min(t for t, _ in newest), onset) if newest else onset
+            old_all = [v for _, v in by_version[versions[0]]]
+            old = [v for t, v in by_version[versions[0]] if t >= since]
+            new = [v for t, v in newest if t >= since]
+            if len(old) < 2 or len(new) < 2 or len(old_all) < 5:
                 continue
             m_old, m_new = statistics.median(old), statistics.median(new)
-            spread = max(statistics.pstdev(old), abs(m_old) * 0.05, 1e-9)
+            center = statistics.median(old_all)
+            mad = statistics.median([abs(v - center) for v in old_all]) * 1.4826
+            spread = max(mad, abs(center) * 0.05, 1e-9)
             gap = (m_new - m_old) / spread * worse_direction(metric)
             if gap <= 1:
                 continue
-            score = 1 - math.exp(-gap / 4)
+            score = (1 - math.exp(-gap / 4)) * signal_weight(metric)
             items.append(
                 EvidenceItem(
                     id="version-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],

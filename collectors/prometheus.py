@@ -109,6 +109,7 @@ class PrometheusCollector:
                     subject=subject,
                     timestamp=_first_departure(points, before, onset),
                     score=score,
+                    points=points,
                 )
             )
         return items

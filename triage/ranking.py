@@ -38,6 +38,17 @@ _SIGNAL_OF_KIND = {
     "hpa": "capacity",
 }
 _KINDS = set(get_args(FaultKind))
+# Signals that say a component did something, rather than that it suffers.
+_CAUSAL = (
+    "change",
+    "version_split",
+    "pod_failure",
+    "events",
+    "node",
+    "capacity",
+    "new_errors",
+    "blamed",
+)
 # A change only explains an incident if something around it misbehaves.
 _CORROBORATING = (
     "version_split",
@@ -112,6 +123,11 @@ def rank(
     for comp, sig in signals.items():
         if "change" in sig and not any(k in sig for k in _CORROBORATING):
             sig["change"] *= 0.5  # a benign concurrent change looks just like this
+        if not any(k in sig for k in _CAUSAL):
+            # Only symptoms: a component that merely suffers ranks below one that did something.
+            for k in ("anomaly", "onset_order"):
+                if k in sig:
+                    sig[k] *= 0.5
         miss = 1.0
         for name, value in sig.items():
             miss *= 1 - WEIGHTS[name] * value

@@ -72,8 +72,8 @@ def comparable(rca: RCA) -> dict[str, Any]:
 async def test_blames_the_subject_of_the_most_suspicious_item_and_cites_it():
     spike = EvidenceItem(
         id="metric-cart-errors",
-        kind="metric_shift",
-        summary="cartservice errors jumped",
+        kind="pod_state",
+        summary="cartservice pods in CrashLoopBackOff",
         subject="cartservice",
         score=0.95,
     )
