@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiohttp
 import httpx
 import structlog
 from faststream import AckPolicy
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collectors.base import Collector
+from collectors.ownership import KubernetesOwnership, api_client
 from collectors.prometheus import PrometheusCollector
 from collectors.scenario import ScenarioCollector, load_scenarios
 from triage.analysis import Analyzer, HeuristicAnalyzer
@@ -33,13 +35,18 @@ from triage.consumers import settle
 from triage.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
 from triage.embedded import EmbeddedNats
 from triage.errors import ConfigError
+from triage.feedback import SlackInteractions
 from triage.incidents import IncidentStage
 from triage.ingest import Auth, WebhookReceiver
+from triage.gateway import gateway_client
 from triage.investigation import InvestigationStage, Investigator
+from triage.llm import llm_analyzer
 from triage.metrics import Metrics
 from triage.models import AlertNotification, DeliveryRequest, InvestigationRequest
 from triage.routing import Router
 from triage.settings import Settings
+from triage.slack import SLACK_ERRORS, SlackSink, web_client
+from triage.webhook_sink import WebhookSink
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +63,7 @@ class Runtime:
     metrics: Metrics
     bus: Bus
     broker: NatsBroker | None = None
+    slack: SlackSink | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -85,13 +93,58 @@ def default_collectors(settings: Settings, client: httpx.AsyncClient) -> list[Co
     return found
 
 
-def default_sinks(settings: Settings) -> list[Sink]:
+def default_sinks(
+    settings: Settings, slack: SlackSink | None, webhook_client: httpx.AsyncClient | None
+) -> list[Sink]:
     sinks: list[Sink] = []
     if settings.delivery.console:
         sinks.append(ConsoleSink())
     if settings.delivery.jsonl_path:
         sinks.append(JsonlSink(settings.delivery.jsonl_path))
+    if settings.delivery.webhook_url and webhook_client is not None:
+        sinks.append(
+            WebhookSink(
+                settings.delivery.webhook_url,
+                webhook_client,
+                deadline_s=settings.delivery.webhook_deadline_s,
+            )
+        )
+    if slack is not None:
+        sinks.append(slack)
     return sinks
+
+
+async def _start_notify(
+    settings: Settings, router: Router, slack_token: str | None, stack: contextlib.AsyncExitStack
+) -> tuple[SlackSink | None, httpx.AsyncClient | None]:
+    """The notifier's clients: Kubernetes for ownership, Slack, the webhook's HTTP client."""
+    k8s = settings.kubernetes
+    kube = await asyncio.to_thread(
+        api_client,
+        kubeconfig=str(k8s.kubeconfig) if k8s.kubeconfig else None,
+        context=k8s.context,
+        in_cluster=k8s.in_cluster,
+    )
+    if kube is not None:
+        stack.callback(kube.close)
+        router.owners = KubernetesOwnership(
+            kube, timeout_s=k8s.timeout_s, cache_s=settings.routing.ownership_cache_s
+        )
+    slack = None
+    if slack_token:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        slack = SlackSink(web_client(settings.slack, slack_token, session), settings.slack)
+        try:
+            auth = await slack.client.auth_test()
+            log.info("slack_connected", team=auth.get("team"), bot=auth.get("user"))
+        except SLACK_ERRORS as exc:  # Slack being down must not keep the rest from starting
+            log.warning("slack_auth_test_failed", error=f"{type(exc).__name__}: {exc}")
+    webhook_client = None
+    if settings.delivery.webhook_url:
+        webhook_client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=settings.delivery.webhook_timeout_s)
+        )
+    return slack, webhook_client
 
 
 def create_app(
@@ -113,10 +166,31 @@ def create_app(
     auth = build_auth(settings) if "ingest" in stages else Auth()
     bus = Bus(settings.nats, url, metrics)
     runtime = Runtime(settings=settings, metrics=metrics, bus=bus)
+    notify = "notify" in stages
+    # A bad routing file stops the service here, with its line and reason.
+    router = Router.from_settings(settings.routing) if notify else None
+    slack_token = settings.slack_bot_token() if notify else None
+    signing_secret = settings.slack_signing_secret() if notify else None
+    interactions = SlackInteractions(bus, metrics, signing_secret) if signing_secret else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=settings.prometheus.timeout_s) as client:
+        async with (
+            httpx.AsyncClient(timeout=settings.prometheus.timeout_s) as client,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            webhook_client = None
+            llm = None
+            if analyzer is None and "worker" in stages and settings.llm.base_url:
+                gateway = gateway_client(settings.llm, settings.llm_api_key())
+                llm = llm_analyzer(settings, gateway, metrics)
+                stack.push_async_callback(llm.aclose)
+            if router is not None:
+                runtime.slack, webhook_client = await _start_notify(
+                    settings, router, slack_token, stack
+                )
+                if interactions is not None:
+                    interactions.slack = runtime.slack
             await bus.connect()
             try:
                 await bus.declare()
@@ -130,8 +204,11 @@ def create_app(
                         collectors
                         if collectors is not None
                         else default_collectors(settings, client),
-                        analyzer or HeuristicAnalyzer(),
-                        sinks if sinks is not None else default_sinks(settings),
+                        analyzer or llm or HeuristicAnalyzer(),
+                        sinks
+                        if sinks is not None
+                        else default_sinks(settings, runtime.slack, webhook_client),
+                        router,
                     )
                     await runtime.broker.start()
                     runtime.tasks.append(asyncio.create_task(_report_lag(bus, stages)))
@@ -163,6 +240,8 @@ def create_app(
     ]
     if "ingest" in stages:
         routes += WebhookReceiver(bus, metrics, auth, settings.ingest.max_body_bytes).routes()
+    if interactions is not None:
+        routes += interactions.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app
@@ -177,6 +256,7 @@ def _broker(
     collectors: list[Collector],
     analyzer: Analyzer,
     sinks: list[Sink],
+    router: Router | None,
 ) -> NatsBroker:
     broker = NatsBroker(url, max_reconnect_attempts=-1, reconnect_time_wait=1, logger=None)
     stream = JStream(settings.nats.stream, declare=False)
@@ -222,10 +302,15 @@ def _broker(
         subscribe("investigations", bus.subjects.investigate)(on_investigate)
 
     if "notify" in stages:
-        delivery = DeliveryStage(bus, Router(settings.delivery), sinks, metrics)
+        delivery = DeliveryStage(
+            bus, router or Router.from_settings(settings.routing), sinks, metrics
+        )
 
         async def on_deliver(msg: NatsMessage) -> None:
-            await settle(msg, "deliveries", DeliveryRequest, delivery.handle, bus, metrics)
+            async def work(req: DeliveryRequest) -> str:
+                return await delivery.handle(req, msg.in_progress)
+
+            await settle(msg, "deliveries", DeliveryRequest, work, bus, metrics)
 
         subscribe("deliveries", bus.subjects.deliver)(on_deliver)
 

@@ -1,4 +1,4 @@
-"""``triage serve | ingest | worker | notify | demo``."""
+"""``triage serve | ingest | worker | notify | demo | dlq``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 from pydantic import ValidationError
 
+from triage import dlq, eval_command, routes_cli
 from triage.app import ALL_STAGES, Stage, create_app
 from triage.embedded import EmbeddedNats
 from triage.errors import TriageError
@@ -104,7 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("worker", help="incident grouping and investigations (needs TRIAGE_NATS_URL)")
     sub.add_parser("notify", help="routing and delivery (needs TRIAGE_NATS_URL)")
     sub.add_parser("demo", help="post the bundled alert to a running triage")
+    dlq.add_parser(sub)
+    routes_cli.add_parser(sub)
+    eval_command.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "routes":  # needs no settings: it checks a file
+        raise SystemExit(routes_cli.run(args))
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -113,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "demo":
             _demo(settings)
+        elif args.command == "eval":
+            raise SystemExit(eval_command.run(settings, args))
+        elif args.command == "dlq":
+            raise SystemExit(dlq.run(settings, args))
         elif args.command == "serve":
             if not settings.ingest.allow_unauthenticated and not (
                 settings.ingest.bearer_token

@@ -4,15 +4,18 @@ it. What was delivered is recorded on the incident, so a redelivered message doe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TextIO
 
 import structlog
 
 from triage.bus import Bus
-from triage.errors import NotReady, PoisonMessage
+from triage.errors import NotReady, PartialDelivery, PoisonMessage
 from triage.metrics import Metrics
 from triage.models import DeliveryRef, DeliveryRequest, IncidentState, utcnow
 from triage.routing import RouteDecision, Router
@@ -29,7 +32,7 @@ class Sink(Protocol):
 
 
 def render_text(request: DeliveryRequest, route: RouteDecision) -> str:
-    head = f"[{request.severity}] {request.title}  -> {route.channel} ({route.team})"
+    head = f"[{request.severity}] {request.title}  -> {', '.join(route.channels)} ({route.team})"
     if request.kind == "resolve":
         return f"RESOLVED {head}\nincident {request.incident_id} episode {request.episode}\n"
     rca = request.rca
@@ -75,14 +78,7 @@ class JsonlSink:
         self._lock = asyncio.Lock()
 
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
-        record = {
-            "team": route.team,
-            "channel": route.channel,
-            "route_reason": route.reason,
-            "thread": thread,
-            "delivery": request.model_dump(mode="json"),
-        }
-        line = json.dumps(record, sort_keys=True) + "\n"
+        line = json.dumps(delivery_record(request, route, thread), sort_keys=True) + "\n"
         async with self._lock:
             await asyncio.to_thread(self._append, line)
         return thread or f"jsonl:{request.incident_id}"
@@ -94,10 +90,30 @@ class JsonlSink:
             f.flush()
 
 
-def already_delivered(state: IncidentState, request: DeliveryRequest) -> bool:
-    if request.kind == "draft":
-        return any(d.kind == "draft" and d.revision >= request.revision for d in state.deliveries)
-    return any(d.kind == "resolve" and d.revision == request.episode for d in state.deliveries)
+def delivery_record(
+    request: DeliveryRequest, route: RouteDecision, thread: str | None
+) -> dict[str, object]:
+    """What the JSONL and webhook sinks write: the delivery and where it was routed."""
+    return {
+        "team": route.team,
+        "channel": route.channel,
+        "channels": list(route.channels),
+        "teams": [t.team for t in route.targets],
+        "route_reason": route.reason,
+        "thread": thread,
+        "delivery": request.model_dump(mode="json"),
+    }
+
+
+def already_delivered(state: IncidentState, request: DeliveryRequest, sink: str) -> bool:
+    for d in state.deliveries:
+        if d.sink != sink or not d.complete:
+            continue
+        if request.kind == "draft" and d.kind == "draft" and d.revision >= request.revision:
+            return True
+        if request.kind == "resolve" and d.kind == "resolve" and d.revision == request.episode:
+            return True
+    return False
 
 
 class DeliveryStage:
@@ -106,45 +122,97 @@ class DeliveryStage:
         self._router = router
         self._sinks = sinks
         self._metrics = metrics
+        # One delivery per incident at a time here: two drafts racing would open two threads.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def handle(self, request: DeliveryRequest) -> str:
+    async def handle(
+        self, request: DeliveryRequest, heartbeat: Callable[[], Awaitable[None]] | None = None
+    ) -> str:
+        """``heartbeat`` keeps the message ours while a sink waits (pacing, Retry-After)."""
         structlog.contextvars.bind_contextvars(incident_id=request.incident_id)
+        lock = self._locks.get(request.incident_id)
+        if lock is None:
+            lock = self._locks[request.incident_id] = asyncio.Lock()
+        async with lock, _beating(heartbeat, self._bus.settings.ack_wait_s / 3):
+            return await self._deliver(request)
+
+    async def _deliver(self, request: DeliveryRequest) -> str:
         state, _ = await self._bus.get_incident(request.incident_id)
         if state is None:
             raise PoisonMessage(f"delivery for unknown incident {request.incident_id}")
-        if already_delivered(state, request):
+        # Each sink is recorded as soon as it is done, so a retry repeats only the ones that failed.
+        pending = [s for s in self._sinks if not already_delivered(state, request, s.name)]
+        if not pending:
             return "duplicate"
         if request.kind == "resolve" and not any(d.kind == "draft" for d in state.deliveries):
             # The draft is still on its way; a resolve without it would have no thread.
             raise NotReady("draft not delivered yet", delay_s=2)
-        route = self._router.route(request.labels)
-        refs = []
-        for sink in self._sinks:
-            thread = next((d.ref for d in state.deliveries if d.sink == sink.name), None)
+        route = await self._router.decide(request.labels)
+        for sink in pending:
+            # The latest reference says where this incident's thread is (and how far a failed
+            # attempt at this very request got).
+            thread = next((d.ref for d in reversed(state.deliveries) if d.sink == sink.name), None)
             try:
                 ref = await sink.send(request, route, thread)
+            except PartialDelivery as exc:
+                self._metrics.deliveries.labels(sink.name, "error").inc()
+                await self._record(request, sink.name, route, exc.ref, complete=False)
+                raise
             except Exception:
                 self._metrics.deliveries.labels(sink.name, "error").inc()
                 raise
             self._metrics.deliveries.labels(sink.name, "ok").inc()
-            rev = request.revision if request.kind == "draft" else request.episode
-            refs.append(
-                DeliveryRef(
-                    kind=request.kind,
-                    revision=rev,
-                    sink=sink.name,
-                    channel=route.channel,
-                    ref=ref,
-                    at=utcnow(),
-                )
-            )
+            await self._record(request, sink.name, route, ref, complete=True)
+        log.info("delivered", kind=request.kind, channels=route.channels, team=route.team)
+        return "delivered"
+
+    async def _record(
+        self, request: DeliveryRequest, sink: str, route: RouteDecision, ref: str, *, complete: bool
+    ) -> None:
+        rev = request.revision if request.kind == "draft" else request.episode
+        entry = DeliveryRef(
+            kind=request.kind,
+            revision=rev,
+            sink=sink,
+            channel=route.channel,
+            ref=ref,
+            at=utcnow(),
+            complete=complete,
+        )
 
         def record(s: IncidentState | None) -> IncidentState | None:
-            if s is None or already_delivered(s, request):
+            if s is None or already_delivered(s, request, sink):
                 return None
-            s.deliveries.extend(refs)
+            # A partial record of this request is superseded by the newer one.
+            s.deliveries = [
+                d
+                for d in s.deliveries
+                if d.complete or not (d.sink == sink and d.kind == entry.kind and d.revision == rev)
+            ]
+            s.deliveries.append(entry)
             return s
 
         await self._bus.mutate_incident(request.incident_id, record)
-        log.info("delivered", kind=request.kind, channel=route.channel, team=route.team)
-        return "delivered"
+
+
+@contextlib.asynccontextmanager
+async def _beating(
+    heartbeat: Callable[[], Awaitable[None]] | None, every: float
+) -> AsyncIterator[None]:
+    if heartbeat is None:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await heartbeat()
+            except Exception:  # a missed beat only risks a redelivery, which is harmless
+                log.warning("heartbeat_failed")
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -41,3 +41,53 @@ class CollectorError(TriageError):
     def __init__(self, message: str, *, collector: str) -> None:
         super().__init__(message)
         self.collector = collector
+
+
+class RoutingFileError(ConfigError):
+    """The routing file is unusable; ``line`` is 1-based (0 when the file cannot be read)."""
+
+    def __init__(self, message: str, *, path: str, line: int) -> None:
+        super().__init__(message, setting="routing.file")
+        self.path = path
+        self.line = line
+
+
+class DeliveryError(TriageError):
+    """A sink could not deliver; the bus redelivers the message later."""
+
+    def __init__(self, message: str, *, sink: str) -> None:
+        super().__init__(message)
+        self.sink = sink
+
+
+class PartialDelivery(DeliveryError):
+    """Some of a sink's posts went out before it failed: ``ref`` records them so that the retry
+    updates those instead of posting them again."""
+
+    def __init__(self, message: str, *, sink: str, ref: str) -> None:
+        super().__init__(message, sink=sink)
+        self.ref = ref
+
+
+class GatewayError(TriageError):
+    """An LLM gateway call failed. ``transient`` ones (429, 5xx, timeouts, connection errors)
+    are retried, then the next model is asked; ``retry_after`` is the gateway's hint in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.status == 429

@@ -149,7 +149,7 @@ class InvestigationStage:
                 for e in evidence
             ],
             created_at=utcnow(),
-            annotations=claimed.common_annotations,
+            annotations=attachments.alert_annotations(claimed),
             links=attachments.links(claimed),
             series=attachments.series(evidence, claimed.onset()),
         )

@@ -51,3 +51,65 @@ class Metrics:
         self.deliveries = Counter(
             "triage_deliveries", "Deliveries by sink and outcome", ["sink", "outcome"], registry=r
         )
+        # Accuracy as readers judge it: correct / (correct + wrong), per analyzer.
+        self.feedback = Counter(
+            "triage_feedback",
+            "Verdicts on drafts' probable causes (Slack buttons), first per draft revision",
+            ["verdict", "analyzer"],
+            registry=r,
+        )
+        self.slack_interactions = Counter(
+            "triage_slack_interactions",
+            "Slack interactivity requests by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        # LLM gateway: queue wait and in-flight drive autoscaling; tokens and cost go to owners.
+        self.llm_inflight = Gauge(
+            "triage_llm_inflight", "LLM gateway calls in flight in this worker", registry=r
+        )
+        self.llm_limit = Gauge(
+            "triage_llm_concurrency_limit",
+            "Adaptive (AIMD) limit on in-flight LLM calls in this worker",
+            registry=r,
+        )
+        self.llm_queue_wait = Histogram(
+            "triage_llm_queue_wait_seconds",
+            "Wait for an LLM call slot",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+            registry=r,
+        )
+        self.llm_calls = Counter(
+            "triage_llm_calls",
+            "LLM gateway calls by model and outcome (ok, rate_limited, error, timeout)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.llm_call_duration = Histogram(
+            "triage_llm_call_seconds",
+            "LLM gateway call latency",
+            ["model"],
+            buckets=_SLOW,
+            registry=r,
+        )
+        self.llm_analyses = Counter(
+            "triage_llm_analyses",
+            "RCAs by how they were made (llm, repaired, invalid, unavailable, circuit_open)",
+            ["outcome"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "triage_llm_tokens",
+            "LLM tokens by model, owning team and kind",
+            ["model", "team", "kind"],
+            registry=r,
+        )
+        self.llm_cost = Counter(
+            "triage_llm_cost",
+            "LLM cost (configured prices) by model and owning team",
+            ["model", "team"],
+            registry=r,
+        )
+        self.llm_circuit_open = Gauge(
+            "triage_llm_circuit_open", "1 while the LLM circuit breaker is open", registry=r
+        )

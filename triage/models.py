@@ -100,6 +100,18 @@ class DeliveryRef(BaseModel):
     channel: str
     ref: str
     at: datetime
+    complete: bool = Field(True, description="False: the sink failed part way; ref says how far")
+
+
+class Feedback(BaseModel):
+    """A reader's verdict on the probable cause of one draft."""
+
+    verdict: Literal["correct", "wrong"]
+    revision: int
+    analyzer: str
+    user_id: str
+    user_name: str
+    at: datetime
 
 
 class IncidentState(BaseModel):
@@ -123,6 +135,7 @@ class IncidentState(BaseModel):
     claim: Claim | None = None
     resolved_at: datetime | None = None
     deliveries: list[DeliveryRef] = Field(default_factory=list)
+    feedback: Feedback | None = Field(None, description="First verdict on the latest draft")
 
     def firing(self) -> dict[str, AlertSnapshot]:
         return {fp: a for fp, a in self.alerts.items() if a.status == "firing"}
@@ -132,14 +145,22 @@ class IncidentState(BaseModel):
         return min(starts) if starts else self.first_seen
 
 
+# One vocabulary for analyzers' answers and scenarios' ground truth.
 FaultKind = Literal[
-    "bad_rollout",
-    "config_change",
-    "resource_exhaustion",
-    "crash_loop",
-    "dependency_failure",
-    "capacity",
-    "node_failure",
+    "bad_rollout",  # a new image/version misbehaves (crash loop, errors, regressions)
+    "config_change",  # ConfigMap / env / flags changed
+    "secret_change",  # missing or rotated Secret
+    "resource_exhaustion",  # OOMKilled, memory limit
+    "cpu_throttling",
+    "probe_misconfiguration",  # readiness / liveness probe wrong
+    "dependency_failure",  # database, cache, downstream service outage
+    "node_failure",  # NotReady, eviction wave
+    "scheduling",  # quota, FailedScheduling
+    "capacity",  # HPA at max replicas under load
+    "certificate_expiry",
+    "dns_failure",
+    "network_policy",
+    "crash_loop",  # crash loop with no change to blame
     "network",
     "unknown",
 ]
@@ -150,6 +171,26 @@ class RootCause(BaseModel):
     kind: FaultKind
     change: str | None = Field(None, description="The change (rollout, config) blamed, if any")
     description: str
+
+
+class Suspect(BaseModel):
+    """One ranked candidate cause, with why it ranks where it does."""
+
+    component: str
+    score: float = Field(ge=0, le=1)
+    kind: FaultKind = "unknown"
+    change: str | None = None
+    breakdown: dict[str, float] = Field(default_factory=dict, description="signal -> score")
+    evidence_ids: list[str] = Field(default_factory=list)
+
+
+class LLMUsage(BaseModel):
+    """What one RCA cost at the LLM gateway, repair call and retries included."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = Field(0.0, description="From the configured price per 1k tokens")
+    calls: int = Field(0, description="Completed gateway calls")
 
 
 class RCA(BaseModel):
@@ -166,6 +207,13 @@ class RCA(BaseModel):
     analyzer: str
     label: str = Field(description="How the draft was made, shown to readers")
     created_at: datetime
+    suspects: list[Suspect] = Field(default_factory=list, description="Ranked, best first")
+    # Set by the LLM analyzer; the heuristic leaves them unset.
+    model: str | None = Field(None, description="Model that wrote the answer")
+    prompt_version: str | None = None
+    prompt_hash: str | None = Field(None, description="Content hash of the prompt templates")
+    usage: LLMUsage | None = None
+    owner_team: str | None = Field(None, description="Owning team, if known")
 
 
 class EvidenceDigest(BaseModel):
@@ -184,6 +232,26 @@ class CollectorReport(BaseModel):
     error: str | None = None
 
 
+class Link(BaseModel):
+    kind: Literal["graph", "runbook"]
+    title: str
+    url: str
+
+
+class ChangeMark(BaseModel):
+    at: datetime
+    label: str
+
+
+class MetricSeries(BaseModel):
+    """The alerting series around the onset, for the graph people see with the draft."""
+
+    title: str
+    points: list[tuple[float, float]] = Field(description="(unix seconds, value)")
+    onset: datetime
+    changes: list[ChangeMark] = Field(default_factory=list, description="Rollouts and the like")
+
+
 class DeliveryRequest(BaseModel):
     """Published by workers (drafts) and by the incident stage (resolves) for the notifier."""
 
@@ -199,6 +267,9 @@ class DeliveryRequest(BaseModel):
     evidence: list[EvidenceDigest] = Field(default_factory=list)
     collectors: list[CollectorReport] = Field(default_factory=list)
     created_at: datetime
+    annotations: dict[str, str] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list, description="Graphs and runbooks of alerts")
+    series: MetricSeries | None = None
 
 
 class DeadLetter(BaseModel):

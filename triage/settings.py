@@ -69,22 +69,102 @@ class PrometheusSettings(BaseModel):
     timeout_s: float = Field(5, gt=0, description="Per HTTP request")
 
 
-class Route(BaseModel):
-    match: dict[str, str] = Field(default_factory=dict)
-    team: str
-    channel: str
-
-
 class DeliverySettings(BaseModel):
     console: bool = Field(True, description="Print drafts on stdout")
     jsonl_path: Path | None = Field(None, description="Append drafts to this JSON Lines file")
-    default_team: str = Field("unowned", description="When no route matches")
-    default_channel: str = Field("#incidents", description="When no route matches")
-    routes: list[Route] = Field(
-        default_factory=list,
-        description='JSON list, first match wins: [{"match": {"team": "cart"}, "team": "cart", '
-        '"channel": "#cart"}]',
+    webhook_url: str | None = Field(
+        None, description="POST every draft and resolve as JSON here (other chat tools)"
     )
+    webhook_timeout_s: float = Field(5, gt=0, description="Per webhook request")
+    webhook_deadline_s: float = Field(
+        30, gt=0, description="Retries of a transient webhook failure stop after this long"
+    )
+
+
+class RoutingSettings(BaseModel):
+    file: Path | None = Field(
+        None, description="Routing rules (YAML, see README); unset = everything to the default"
+    )
+    default_team: str = Field(
+        "unowned", description="When no rule matches and the file has no default"
+    )
+    default_channel: str = Field("#incidents", description="Its channel")
+    ownership_cache_s: float = Field(
+        60, ge=0, description="How long workload/namespace ownership read from Kubernetes is reused"
+    )
+
+
+class KubernetesSettings(BaseModel):
+    kubeconfig: Path | None = Field(None, description="kubeconfig file; unset = no Kubernetes")
+    context: str | None = Field(None, description="kubeconfig context; unset = its current one")
+    in_cluster: bool = Field(False, description="Use the pod's service account instead")
+    timeout_s: float = Field(5, gt=0, description="Per Kubernetes API request")
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-, scopes chat:write, files:write); unset = no Slack"
+    )
+    bot_token_file: Path | None = Field(None, description="The same, read from a file")
+    signing_secret: SecretStr | None = Field(
+        None, description="Verifies interactivity requests (feedback buttons)"
+    )
+    signing_secret_file: Path | None = Field(None, description="The same, read from a file")
+    base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL")
+    timeout_s: float = Field(10, gt=0, description="Per Slack API request")
+    channel_interval_s: float = Field(
+        1.0, ge=0, description="Least time between two messages to one channel"
+    )
+    rate_limit_retries: int = Field(
+        10, ge=0, description="Retries of a 429 after its Retry-After, then the bus redelivers"
+    )
+    graphs: bool = Field(True, description="Upload a PNG of the alerting series into the thread")
+
+
+class LLMSettings(BaseModel):
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible gateway (LiteLLM, vLLM), e.g. http://litellm:4000/v1; "
+        "unset = heuristic analyzer only",
+    )
+    api_key: SecretStr | None = Field(None, description="Gateway API key")
+    api_key_file: Path | None = Field(None, description="The same, read from a file")
+    model: str = Field("triage-rca", description="Model (gateway alias) asked first")
+    fallback_models: list[str] = Field(
+        default_factory=list, description="Asked in order when the model stays unavailable (JSON)"
+    )
+    timeout_s: float = Field(8, gt=0, description="Per gateway request")
+    # With fast collectors the heuristic draft then goes out within 10 s of the start.
+    deadline_s: float = Field(
+        8,
+        gt=0,
+        description="Whole LLM analysis (queue, retries, fallback models, repair) from its "
+        "start; past it the heuristic draft is used",
+    )
+    max_retries: int = Field(2, ge=0, description="Retries of transient errors, per model")
+    circuit_failures: int = Field(
+        5, ge=1, description="Consecutive failed calls that open the circuit breaker"
+    )
+    circuit_open_s: float = Field(
+        30, gt=0, description="While open, drafts skip the gateway; then one call probes it"
+    )
+    max_concurrency: int = Field(16, ge=1, description="In-flight gateway calls per worker, most")
+    min_concurrency: int = Field(1, ge=1, description="The adaptive limit never goes below this")
+    max_tokens: int = Field(1200, gt=0, description="Completion tokens per call, most")
+    prompt_version: str = Field("v1", description="Folder of prompt templates under prompt_dir")
+    prompt_dir: Path | None = Field(None, description="Prompt templates; unset = bundled prompts/")
+    price_per_1k_prompt: float | dict[str, float] = Field(
+        0.0, description='Price per 1k prompt tokens: one number or {"model": price, "*": default}'
+    )
+    price_per_1k_completion: float | dict[str, float] = Field(
+        0.0, description="The same for completion tokens"
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> LLMSettings:
+        if self.min_concurrency > self.max_concurrency:
+            raise ValueError("llm min_concurrency exceeds max_concurrency")
+        return self
 
 
 class Settings(BaseSettings):
@@ -108,6 +188,10 @@ class Settings(BaseSettings):
     investigation: InvestigationSettings = InvestigationSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     delivery: DeliverySettings = DeliverySettings()
+    routing: RoutingSettings = RoutingSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    slack: SlackSettings = SlackSettings()
+    llm: LLMSettings = LLMSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -123,6 +207,17 @@ class Settings(BaseSettings):
         return _secret(
             self.ingest.basic_password, self.ingest.basic_password_file, "basic password"
         )
+
+    def slack_bot_token(self) -> str | None:
+        return _secret(self.slack.bot_token, self.slack.bot_token_file, "Slack bot token")
+
+    def slack_signing_secret(self) -> str | None:
+        return _secret(
+            self.slack.signing_secret, self.slack.signing_secret_file, "Slack signing secret"
+        )
+
+    def llm_api_key(self) -> str | None:
+        return _secret(self.llm.api_key, self.llm.api_key_file, "LLM API key")
 
 
 def _secret(value: SecretStr | None, path: Path | None, what: str) -> str | None:

@@ -62,12 +62,14 @@ def am_alert(service: str, *, ends: datetime | None = None) -> dict[str, Any]:
 async def test_alert_to_routed_draft_then_growth_then_resolve(
     nats_server: NatsServer, tmp_path: Path
 ):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        'routes:\n  - {matchers: [team="cart"], team: cart, channel: "#cart-oncall"}\n'
+    )
     settings = make_settings(
         tmp_path,
         investigation={"scenario_dir": str(scenario_dir(tmp_path))},
-        delivery={
-            "routes": [{"match": {"team": "cart"}, "team": "cart", "channel": "#cart-oncall"}]
-        },
+        routing={"file": str(routing)},
         incidents={"debounce_s": 1},
     )
     async with serve(settings, nats_server.url) as app:

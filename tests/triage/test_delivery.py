@@ -1,0 +1,158 @@
+"""The delivery stage with real incident state (NATS KV) and the Slack sink: exactly once as people
+see it, across redeliveries, failures part way and sinks that fail on their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+
+from tests.drafts import draft, incident, resolve
+from tests.servers import NatsServer
+from tests.slackapi import SlackApi
+from triage.bus import Bus
+from triage.delivery import DeliveryStage, JsonlSink, Sink
+from triage.errors import PartialDelivery
+from triage.metrics import Metrics
+from triage.models import DeliveryRequest, IncidentState
+from triage.routing import RouteDecision, Router, parse_routing
+from triage.settings import NatsSettings, SlackSettings
+from triage.slack import SlackRef, SlackSink, web_client
+
+pytestmark = pytest.mark.slow
+
+ROUTING = """\
+default: {team: sre, channels: ["#incidents"]}
+routes:
+  - {team: cart, channels: ["#cart-oncall", "#shop"], matchers: ['service=~"cart.*"']}
+"""
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+    b = Bus(NatsSettings(), nats_server.url, Metrics())
+    await b.connect()
+    await b.declare()
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+async def slack_api() -> AsyncIterator[SlackApi]:
+    async with SlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+async def slack(slack_api: SlackApi) -> AsyncIterator[SlackSink]:
+    settings = SlackSettings(base_url=slack_api.url, channel_interval_s=0)
+    async with aiohttp.ClientSession() as session:
+        yield SlackSink(web_client(settings, slack_api.token, session), settings)
+
+
+def stage(bus: Bus, sinks: list[Sink]) -> DeliveryStage:
+    rules, default = parse_routing(ROUTING)
+    assert default is not None
+    return DeliveryStage(bus, Router(rules, default), sinks, Metrics())
+
+
+async def stored(bus: Bus, state: IncidentState) -> None:
+    await bus.mutate_incident(state.incident_id, lambda s: state if s is None else None)
+
+
+async def state_of(bus: Bus) -> IncidentState:
+    state, _ = await bus.get_incident("inc-cart")
+    assert state is not None
+    return state
+
+
+async def test_a_redelivered_draft_posts_nothing_twice(
+    bus: Bus, slack: SlackSink, slack_api: SlackApi
+):
+    await stored(bus, incident())
+    delivery = stage(bus, [slack])
+    assert await delivery.handle(draft()) == "delivered"
+    assert await delivery.handle(draft()) == "duplicate"
+    assert len(slack_api.top_level("#cart-oncall")) == 1
+    assert len(slack_api.top_level("#shop")) == 1
+    [ref] = (await state_of(bus)).deliveries
+    assert ref.sink == "slack" and ref.complete
+    parsed = SlackRef.parse(ref.ref)
+    assert parsed is not None and set(parsed.parents) == {"#cart-oncall", "#shop"}
+
+
+async def test_failure_part_way_is_recorded_and_the_retry_updates_instead_of_reposting(
+    bus: Bus, slack: SlackSink, slack_api: SlackApi
+):
+    await stored(bus, incident())
+    delivery = stage(bus, [slack])
+    slack_api.fail("chat.postMessage", error="not_in_channel", channel="#shop")
+    with pytest.raises(PartialDelivery):
+        await delivery.handle(draft())
+    [partial] = (await state_of(bus)).deliveries
+    assert not partial.complete
+
+    assert await delivery.handle(draft()) == "delivered"  # the bus's redelivery
+    [cart] = slack_api.top_level("#cart-oncall")
+    assert cart.edits == 1  # refreshed, not posted again
+    assert len(slack_api.top_level("#shop")) == 1
+    [ref] = (await state_of(bus)).deliveries
+    assert ref.complete
+
+
+class FailsOnce:
+    name = "jsonl"
+
+    def __init__(self, path: Path) -> None:
+        self.inner = JsonlSink(path)
+        self.calls = 0
+
+    async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise httpx.ConnectError("disk bridge down")
+        return await self.inner.send(request, route, thread)
+
+
+async def test_another_sink_failing_does_not_make_slack_post_again(
+    bus: Bus, slack: SlackSink, slack_api: SlackApi, tmp_path: Path
+):
+    await stored(bus, incident())
+    other = FailsOnce(tmp_path / "drafts.jsonl")
+    delivery = stage(bus, [slack, other])
+    with pytest.raises(httpx.ConnectError):
+        await delivery.handle(draft())
+    assert await delivery.handle(draft()) == "delivered"
+    assert len(slack_api.top_level("#cart-oncall")) == 1
+    assert other.calls == 2
+    assert sorted(d.sink for d in (await state_of(bus)).deliveries) == ["jsonl", "slack"]
+
+
+async def test_drafts_and_resolve_share_one_thread_per_channel(
+    bus: Bus, slack: SlackSink, slack_api: SlackApi
+):
+    await stored(bus, incident())
+    delivery = stage(bus, [slack])
+    await delivery.handle(draft(revision=1))
+    await delivery.handle(draft(revision=2))
+    await delivery.handle(resolve())
+    assert await delivery.handle(resolve()) == "duplicate"
+    for channel in ("#cart-oncall", "#shop"):
+        [parent] = slack_api.top_level(channel)
+        assert len(slack_api.replies(parent)) == 2
+        assert parent.edits == 1 and parent.blocks[0]["text"]["text"].startswith("RESOLVED")
+
+
+async def test_concurrent_drafts_of_one_incident_open_one_thread(
+    bus: Bus, slack: SlackSink, slack_api: SlackApi
+):
+    await stored(bus, incident())
+    delivery = stage(bus, [slack])
+    await asyncio.gather(delivery.handle(draft(revision=1)), delivery.handle(draft(revision=2)))
+    for channel in ("#cart-oncall", "#shop"):
+        [parent] = slack_api.top_level(channel)
+        assert len(slack_api.replies(parent)) == 1

@@ -1,0 +1,237 @@
+"""Slack delivery: one thread per incident and channel, exactly once as people see it.
+
+The first draft of an episode is a new message; later drafts and the resolve go into its
+thread, and the resolve redraws the parent. Where each message went (channel id and ts) is the
+delivery reference stored on the incident, so a redelivered request updates what was posted
+instead of posting again, also when it failed half way through a list of channels. Messages to
+one channel are paced (Slack allows about one a second); a 429 waits for its Retry-After
+(slack_sdk's retry handler) and anything still failing is redelivered by the bus, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import aiohttp
+import structlog
+from pydantic import BaseModel, ValidationError
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from triage import slack_blocks as kit
+from triage.errors import DeliveryError, PartialDelivery
+from triage.models import DeliveryRequest
+from triage.routing import RouteDecision
+from triage.settings import SlackSettings
+
+log = structlog.get_logger(__name__)
+
+# Every failure of a call: the bus redelivers the request later (and dead-letters it in the end).
+SLACK_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
+
+
+class Posted(BaseModel):
+    channel_id: str
+    ts: str
+
+
+class SlackRef(BaseModel):
+    """The delivery reference of one request: its thread parents and its own messages, by the
+    channel as routed, and the parent's gist for redrawing it on resolve."""
+
+    v: Literal[1] = 1
+    episode: int
+    kind: Literal["draft", "resolve"]
+    revision: int
+    parents: dict[str, Posted] = {}
+    posts: dict[str, Posted] = {}
+    parent: kit.ParentInfo | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> SlackRef | None:
+        if not raw:
+            return None
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            log.warning("slack_ref_unreadable", ref=raw[:200])
+            return None
+
+    def dump(self) -> str:
+        return self.model_dump_json()
+
+
+class ChannelPacer:
+    """At most one call per ``interval`` to each channel, in order; other channels go on."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next: dict[str, float] = {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, channel: str) -> AsyncIterator[None]:
+        async with self._locks[channel]:
+            wait = self._next.get(channel, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._next[channel] = time.monotonic() + self._interval
+
+
+def web_client(
+    settings: SlackSettings, token: str, session: aiohttp.ClientSession
+) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.base_url,
+        timeout=int(max(settings.timeout_s, 1)),
+        session=session,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=settings.rate_limit_retries),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+class SlackSink:
+    name = "slack"
+
+    def __init__(self, client: AsyncWebClient, settings: SlackSettings) -> None:
+        self.client = client
+        self._settings = settings
+        self.pacer = ChannelPacer(settings.channel_interval_s)
+        # Channel name -> id as Slack answered, so both pace as one channel.
+        self._ids: dict[str, str] = {}
+
+    async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
+        prev = SlackRef.parse(thread)
+        rev = request.revision if request.kind == "draft" else request.episode
+        ref = SlackRef(episode=request.episode, kind=request.kind, revision=rev)
+        if prev is not None and prev.episode == request.episode:
+            ref.parents = dict(prev.parents)
+            ref.parent = prev.parent
+            if prev.kind == request.kind and prev.revision == rev:
+                ref.posts = dict(prev.posts)  # a retry of this very request
+        for channel in route.channels:
+            try:
+                if request.kind == "draft":
+                    await self._draft(request, route, channel, ref)
+                else:
+                    await self._resolve(request, channel, ref)
+            except SLACK_ERRORS as exc:
+                why = _describe(exc)
+                if ref.posts:
+                    raise PartialDelivery(
+                        f"slack {channel}: {why}", sink=self.name, ref=ref.dump()
+                    ) from exc
+                raise DeliveryError(f"slack {channel}: {why}", sink=self.name) from exc
+        return ref.dump()
+
+    async def _draft(
+        self, request: DeliveryRequest, route: RouteDecision, channel: str, ref: SlackRef
+    ) -> None:
+        done = ref.posts.get(channel)
+        parent = ref.parents.get(channel)
+        # Page once, with the thread's first message; replies and retries do not page again.
+        pages = parent is None or (done is not None and done.ts == parent.ts)
+        mentions = route.mentions(channel, request.severity) if pages else []
+        text = kit.fallback_text(request, mentions)
+        if done is not None:
+            # Posted by an earlier attempt whose record was all that got lost: refresh it.
+            reply = parent is not None and parent.ts != done.ts
+            blocks = kit.draft_blocks(request, route, mentions, reply=reply)
+            await self._update(done, text, blocks)
+            return
+        blocks = kit.draft_blocks(request, route, mentions, reply=parent is not None)
+        posted = await self._post(channel, text, blocks, parent.ts if parent else None)
+        ref.posts[channel] = posted
+        if parent is None:
+            ref.parents[channel] = parent = posted
+            ref.parent = ref.parent or kit.ParentInfo.of(request)
+        if request.series is not None and self._settings.graphs:
+            await self._graph(request, parent)
+
+    async def _resolve(self, request: DeliveryRequest, channel: str, ref: SlackRef) -> None:
+        parent = ref.parents.get(channel)
+        text = kit.fallback_text(request, [])
+        if channel not in ref.posts:
+            blocks = (
+                kit.resolve_reply_blocks(request)
+                if parent is not None
+                else kit.standalone_resolve_blocks(request)
+            )
+            ref.posts[channel] = await self._post(
+                channel, text, blocks, parent.ts if parent else None
+            )
+        if parent is not None and ref.parent is not None:
+            blocks = kit.resolved_parent_blocks(ref.parent, request.created_at)
+            await self._update(parent, text, blocks)
+
+    async def _post(
+        self, channel: str, text: str, blocks: list[kit.Block], thread_ts: str | None
+    ) -> Posted:
+        async with self.pacer.slot(self._ids.get(channel, channel)):
+            resp = await self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                link_names=False,
+            )
+        posted = Posted(channel_id=str(resp["channel"]), ts=str(resp["ts"]))
+        self._ids[channel] = posted.channel_id
+        return posted
+
+    async def _update(self, at: Posted, text: str, blocks: list[kit.Block]) -> None:
+        async with self.pacer.slot(at.channel_id):
+            await self.client.chat_update(
+                channel=at.channel_id, ts=at.ts, text=text, blocks=blocks, link_names=False
+            )
+
+    async def update_message(
+        self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]]
+    ) -> None:
+        """For the feedback handler: a message we posted, redrawn."""
+        await self._update(Posted(channel_id=channel_id, ts=ts), text, blocks)
+
+    async def _graph(self, request: DeliveryRequest, parent: Posted) -> None:
+        # A graph is an extra: failing to draw or upload it must not repeat the draft.
+        if request.series is None:
+            return
+        try:
+            from triage.graph import render_png  # matplotlib only where graphs are drawn
+
+            png = await asyncio.to_thread(render_png, request.series)
+            async with self.pacer.slot(parent.channel_id):
+                await self.client.files_upload_v2(
+                    channel=parent.channel_id,
+                    thread_ts=parent.ts,
+                    file=png,
+                    filename=f"{request.incident_id}-r{request.revision}.png",
+                    title=kit.clip(kit.esc(request.series.title), 200),
+                    alt_txt="Alerting series around the onset, changes marked",
+                )
+        except (*SLACK_ERRORS, ValueError, OSError) as exc:
+            log.warning("slack_graph_failed", error=_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return f"{exc.response.status_code} {exc.response.get('error')}"
+    return f"{type(exc).__name__}: {exc}"
