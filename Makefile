@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit bench-ingest system-deps clean
+.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm system-deps checkov litellm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,24 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/triage demo
+
+# checkov (Kubernetes manifest checks, tests/deploy) pins many packages: its own venv, pinned.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := .venv-checkov/.installed-$(CHECKOV_VERSION)
+checkov: $(CHECKOV_STAMP)
+$(CHECKOV_STAMP):
+	test -x .venv-checkov/bin/python || $(PY) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+# A real LiteLLM proxy for tests/triage/test_llm_litellm.py: its own venv, every package pinned
+# with its hash (tests/litellm-requirements.txt); rebuilt only when that file changes.
+LITELLM_STAMP := .venv-litellm/.installed
+litellm: $(LITELLM_STAMP)
+$(LITELLM_STAMP): tests/litellm-requirements.txt
+	test -x .venv-litellm/bin/python || $(PY) -m venv .venv-litellm
+	.venv-litellm/bin/pip install -q --require-hashes -r tests/litellm-requirements.txt
+	touch $(LITELLM_STAMP)
 
 # Real Alertmanager and Prometheus for the tests, from Debian's packages.
 system-deps:
@@ -33,11 +51,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy triage collectors
 
-test: $(STAMP) system-deps lint typecheck
+test: $(STAMP) system-deps checkov litellm lint typecheck
 	$(BIN)/pytest -q
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+bench-scaling: $(STAMP)
+	$(BIN)/python bench/scaling.py
+
+bench-llm: $(STAMP)
+	$(BIN)/python bench/llm.py
+
 clean:
-	rm -rf $(VENV) .triage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .venv-litellm .triage .pytest_cache .mypy_cache .ruff_cache
