@@ -117,8 +117,10 @@ class WebhookReceiver:
             resp.headers["Retry-After"] = "5"
             return resp, "unavailable"
         self._metrics.publish_latency.observe(time.perf_counter() - started)
-        for alert in webhook.alerts:
-            self._metrics.alerts_received.labels(alert.status).inc()
+        firing = sum(1 for a in webhook.alerts if a.status == "firing")
+        for status, count in (("firing", firing), ("resolved", len(webhook.alerts) - firing)):
+            if count:
+                self._metrics.alerts_received.labels(status).inc(count)
         incident_id = incident_id_for(webhook.groupKey)
         return (
             JSONResponse(
