@@ -190,19 +190,22 @@ def write_scenario(
     """Used by the importer and the corpus generator; output is byte-stable for equal input."""
     directory.mkdir(parents=True, exist_ok=True)
 
-    def dump(name: str, model: BaseModel | list[Any]) -> None:
+    def dump(name: str, model: BaseModel | list[Any], *, compact: bool = False) -> None:
         data = (
             model.model_dump(mode="json", exclude_defaults=False)
             if isinstance(model, BaseModel)
             else model
         )
-        (directory / name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        # The small files are for people to read; the bulky ones only for tools.
+        text = (json.dumps(data, separators=(",", ":"), sort_keys=True) if compact
+                else json.dumps(data, indent=1, sort_keys=True))
+        (directory / name).write_text(text + "\n")
 
     dump(SCENARIO_FILE, meta)
     dump("truth.json", truth)
     if kubernetes is not None:
-        dump("kubernetes.json", kubernetes)
+        dump("kubernetes.json", kubernetes, compact=True)
     if logs:
-        dump("logs.json", [s.model_dump(mode="json") for s in logs])
+        dump("logs.json", [s.model_dump(mode="json") for s in logs], compact=True)
     if metrics:
         (directory / "metrics.om").write_text(metrics)
