@@ -50,6 +50,20 @@ _NODE_BAD = {
 }
 
 
+# Cluster add-ons (DNS, CNI, ingress) that every workload depends on.
+CLUSTER_NAMESPACES = ("kube-system",)
+
+
+def scope_namespaces(incident: IncidentState) -> list[str]:
+    """The alerts' namespaces, plus the cluster's own, whose failures reach everyone."""
+    found = {
+        ns
+        for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]
+        if (ns := labels.get("namespace") or labels.get("exported_namespace"))
+    }
+    return sorted(found | set(CLUSTER_NAMESPACES)) if found else []
+
+
 def ts(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -151,16 +165,7 @@ class KubernetesCollector:
 
     async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
         started = time.monotonic()
-        namespaces = sorted(
-            {
-                ns
-                for labels in [
-                    incident.common_labels,
-                    *(a.labels for a in incident.alerts.values()),
-                ]
-                if (ns := labels.get("namespace") or labels.get("exported_namespace"))
-            }
-        )
+        namespaces = scope_namespaces(incident)
         if not namespaces:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         items: list[EvidenceItem] = []

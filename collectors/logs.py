@@ -15,7 +15,7 @@ from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
 from collectors.base import Evidence, EvidenceItem, TimeWindow
-from collectors.kubernetes import meta, service_of, ts
+from collectors.kubernetes import meta, scope_namespaces, service_of, ts
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
 from triage.models import IncidentState
@@ -77,16 +77,7 @@ class LogsCollector:
 
     async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
         started = time.monotonic()
-        namespaces = sorted(
-            {
-                ns
-                for labels in [
-                    incident.common_labels,
-                    *(a.labels for a in incident.alerts.values()),
-                ]
-                if (ns := labels.get("namespace"))
-            }
-        )
+        namespaces = scope_namespaces(incident)
         if not namespaces:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         try:

@@ -155,6 +155,7 @@ class MetricsCollector:
                     subject=svc,
                     timestamp=datetime.fromtimestamp(dep, UTC) if dep else None,
                     score=round(score, 4),
+                    points=s.points,
                 )
             )
         return items

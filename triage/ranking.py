@@ -12,6 +12,8 @@ from typing import cast, get_args
 from collectors.base import Evidence, EvidenceItem
 from triage.models import FaultKind, IncidentState, Suspect
 
+# A component whose errors blame another that changed or failed is likely downstream damage.
+POINTS_ELSEWHERE = 0.8
 # How much one signal alone can say, 0..1; signals combine as a noisy-OR.
 WEIGHTS = {
     "change": 0.55,  # a rollout / config change shortly before the onset
@@ -109,7 +111,7 @@ def rank(
         support[item.subject].append(item)
 
     _onset_order(items, signals)
-    _blame(items, signals, support)
+    blames = _blame(items, signals, support)
     alerting = alerting_components(incident)
     if call_graph:
         dist = downstream_distance(call_graph, alerting)
@@ -131,6 +133,9 @@ def rank(
         miss = 1.0
         for name, value in sig.items():
             miss *= 1 - WEIGHTS[name] * value
+        if any(any(k in signals[t] for k in _CAUSAL) for t in blames.get(comp, ())):
+            # Its own errors name a component that did something: follow the chain down.
+            miss = 1 - (1 - miss) * POINTS_ELSEWHERE
         best = sorted(support[comp], key=lambda i: (-i.score, i.id))
         change = next((i.change for i in best if i.change), None)
         suspects.append(
@@ -165,8 +170,10 @@ def _blame(
     items: list[EvidenceItem],
     signals: dict[str, dict[str, float]],
     support: dict[str, list[EvidenceItem]],
-) -> None:
-    """Errors in one component that name another (``dial tcp db:5432``) point at that one."""
+) -> dict[str, set[str]]:
+    """Errors in one component that name another (``dial tcp db:5432``) point at that one.
+    Returns who names whom."""
+    blames: dict[str, set[str]] = defaultdict(set)
     names = sorted(signals, key=len, reverse=True)
     patterns = {n: re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])") for n in names if len(n) > 2}
     for item in items:
@@ -178,6 +185,8 @@ def _blame(
                 s = signals[name]
                 s["blamed"] = max(s.get("blamed", 0.0), item.score)
                 support[name].append(item)
+                blames[item.subject].add(name)
+    return blames
 
 
 def _kind(best: list[EvidenceItem]) -> FaultKind:
