@@ -96,6 +96,9 @@ class _ServerProcess:
     def _ready(self) -> bool:
         raise NotImplementedError
 
+    def _env(self) -> dict[str, str] | None:
+        return None  # inherit ours
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -118,6 +121,7 @@ class _ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
+                env=self._env(),
             )
         _live.add(self._proc)
         while not self._ready():

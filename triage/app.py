@@ -27,8 +27,9 @@ from starlette.routing import Route
 
 from collectors.base import Collector
 from collectors.ownership import KubernetesOwnership, api_client
-from collectors.prometheus import PrometheusCollector
 from collectors.scenario import ScenarioCollector, load_scenarios
+from collectors.sources import ApiKubeSource, PrometheusSource
+from collectors.standard import standard_collectors
 from triage.analysis import Analyzer, HeuristicAnalyzer
 from triage.bus import Bus
 from triage.consumers import settle
@@ -36,9 +37,9 @@ from triage.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
 from triage.embedded import EmbeddedNats
 from triage.errors import ConfigError
 from triage.feedback import SlackInteractions
+from triage.gateway import gateway_client
 from triage.incidents import IncidentStage
 from triage.ingest import Auth, WebhookReceiver
-from triage.gateway import gateway_client
 from triage.investigation import InvestigationStage, Investigator
 from triage.llm import llm_analyzer
 from triage.metrics import Metrics
@@ -82,15 +83,37 @@ def build_auth(settings: Settings) -> Auth:
     return auth
 
 
-def default_collectors(settings: Settings, client: httpx.AsyncClient) -> list[Collector]:
-    found: list[Collector] = []
-    if settings.prometheus.url:
-        found.append(
-            PrometheusCollector(settings.prometheus.url, client, step_s=settings.prometheus.step_s)
-        )
+def default_collectors(
+    settings: Settings, client: httpx.AsyncClient, kube: Any | None = None
+) -> list[Collector]:
+    """Kubernetes (objects, events, logs) when a cluster is configured, Prometheus when a URL
+    is, and recorded evidence for the demo; each is optional, none is required."""
+    prom = settings.prometheus
+    found = standard_collectors(
+        ApiKubeSource(kube, request_timeout_s=settings.kubernetes.timeout_s) if kube else None,
+        PrometheusSource(prom.url, client) if prom.url else None,
+        step_s=prom.step_s,
+    )
     if settings.investigation.scenario_dir:
         found.append(ScenarioCollector(load_scenarios(settings.investigation.scenario_dir)))
     return found
+
+
+async def _worker_kube(
+    settings: Settings, stages: frozenset[Stage], stack: contextlib.AsyncExitStack
+) -> Any | None:
+    if "worker" not in stages:
+        return None
+    k8s = settings.kubernetes
+    kube = await asyncio.to_thread(
+        api_client,
+        kubeconfig=str(k8s.kubeconfig) if k8s.kubeconfig else None,
+        context=k8s.context,
+        in_cluster=k8s.in_cluster,
+    )
+    if kube is not None:
+        stack.callback(kube.close)
+    return kube
 
 
 def default_sinks(
@@ -203,7 +226,9 @@ def create_app(
                         metrics,
                         collectors
                         if collectors is not None
-                        else default_collectors(settings, client),
+                        else default_collectors(
+                            settings, client, await _worker_kube(settings, stages, stack)
+                        ),
                         analyzer or llm or HeuristicAnalyzer(),
                         sinks
                         if sinks is not None

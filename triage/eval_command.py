@@ -17,12 +17,17 @@ def add_parser(sub: Any) -> None:
         description="triage eval PATH [--analyzer heuristic|llm] [--backend files|live] | "
         "triage eval import-changerca SRC DEST | triage eval generate-corpus DEST [--seed N]",
     )
-    p.add_argument("target", nargs="+", help="PATH, or import-changerca SRC DEST, "
-                   "or generate-corpus DEST")
+    p.add_argument(
+        "target", nargs="+", help="PATH, or import-changerca SRC DEST, or generate-corpus DEST"
+    )
     p.add_argument("--analyzer", choices=["heuristic", "llm"], default="heuristic")
     p.add_argument("--backend", choices=["files", "live"], default="files")
-    p.add_argument("--out", type=Path, default=None, help="report folder (default: "
-                   "eval-results/<name of PATH>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report folder (default: eval-results/<name of PATH>)",
+    )
     p.add_argument("--seed", type=int, default=7, help="generate-corpus: random seed")
 
 
@@ -50,9 +55,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     path = Path(target[0])
     out = args.out or Path("eval-results") / path.resolve().name
-    report = run_eval(path, out, analyzer=args.analyzer, backend=args.backend,
-                      settings=settings.investigation)
+    report = run_eval(
+        path,
+        out,
+        analyzer=args.analyzer,
+        backend=args.backend,
+        settings=settings.investigation,
+        config=settings,
+    )
     o = report["summary"]["overall"]
-    print(f"{o['cases']} cases: AC@1 {o['ac@1']:.3f}  AC@3 {o['ac@3']:.3f}  "
-          f"Avg@5 {o['avg@5']:.3f}  mean rank {o['mean_rank']:.2f}  -> {out}/report.md")
+    print(
+        f"{o['cases']} cases: AC@1 {o['ac@1']:.3f}  AC@3 {o['ac@3']:.3f}  "
+        f"Avg@5 {o['avg@5']:.3f}  mean rank {o['mean_rank']:.2f}  -> {out}/report.md"
+    )
     return 0

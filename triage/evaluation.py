@@ -31,11 +31,12 @@ from collectors.standard import standard_collectors
 from triage.analysis import Analyzer, HeuristicAnalyzer
 from triage.incidents import apply_notification
 from triage.investigation import Investigator
+from triage.llm import LLMAnalyzer
 from triage.metrics import Metrics
 from triage.models import RCA, IncidentState
 from triage.scenarios import Scenario, find_scenarios, load_scenario, load_truth
 from triage.scoring import CaseResult, rank_of, summarize
-from triage.settings import InvestigationSettings
+from triage.settings import InvestigationSettings, Settings
 
 Backend = Literal["files", "live"]
 # Alertmanager's group_wait: the investigation starts this long after the first alert.
@@ -96,35 +97,44 @@ async def investigate(
     return await analyzer.analyze(incident, evidence)
 
 
-def build_analyzer(name: str, scenario: Scenario) -> Analyzer:
+def build_analyzer(name: str, scenario: Scenario, config: Settings | None = None) -> Analyzer:
     if name == "heuristic":
         return HeuristicAnalyzer(call_graph=scenario.meta.call_graph)
-    raise SystemExit(
-        "the llm analyzer needs an LLM gateway: set TRIAGE_LLM_BASE_URL "
-        "(not available in this build)"
-    )
+    if config is None or not config.llm.base_url:
+        raise SystemExit("the llm analyzer needs an LLM gateway: set TRIAGE_LLM_BASE_URL")
+    from triage.gateway import gateway_client
+    from triage.llm import llm_analyzer
+
+    client = gateway_client(config.llm, config.llm_api_key())
+    return llm_analyzer(config, client, Metrics(), call_graph=scenario.meta.call_graph)
 
 
 async def evaluate_one(
-    path: Path, analyzer_name: str, backend: Backend, settings: InvestigationSettings
+    path: Path,
+    analyzer_name: str,
+    backend: Backend,
+    settings: InvestigationSettings,
+    config: Settings | None = None,
 ) -> CaseResult:
     scenario = load_scenario(path)
     truth = load_truth(path)  # scorer-side only; nothing below hands it to the analysis
     started = time.monotonic()
     error = None
+    usage = None
+    analyzer = build_analyzer(analyzer_name, scenario, config)
     try:
         with sources(scenario, backend) as (kube, metrics):
-            rca = await investigate(
-                scenario,
-                standard_collectors(kube, metrics),
-                build_analyzer(analyzer_name, scenario),
-                settings,
-            )
+            collectors = standard_collectors(kube, metrics)
+            rca = await investigate(scenario, collectors, analyzer, settings)
         valid = _schema_valid(rca)
         ranking = [s.component for s in rca.suspects] or [rca.root_cause.component]
         kind = rca.root_cause.kind
+        usage = rca.usage
     except Exception as exc:  # one broken case must not hide the others' results
         error, valid, ranking, kind = f"{type(exc).__name__}: {exc}", False, [], "unknown"
+    finally:
+        if isinstance(analyzer, LLMAnalyzer):
+            await analyzer.aclose()  # its client belongs to this case's event loop
     return CaseResult(
         scenario=scenario.name,
         category=truth.category,
@@ -132,6 +142,9 @@ async def evaluate_one(
         rank=rank_of(ranking, truth),
         predicted_kind=kind,
         schema_valid=valid,
+        llm_calls=usage.calls if usage else 0,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
         wall_s=round(time.monotonic() - started, 3),
         error=error,
     )
@@ -152,19 +165,20 @@ def run_eval(
     analyzer: str = "heuristic",
     backend: Backend = "files",
     settings: InvestigationSettings | None = None,
+    config: Settings | None = None,
 ) -> dict[str, Any]:
     """Validates every scenario first (a malformed one stops the run, naming file and field),
-    then evaluates them in a stable order."""
+    then evaluates them in a stable order. ``config``: the LLM analyzer's gateway settings."""
     dirs = find_scenarios(path)
     if not dirs:
         raise SystemExit(f"no scenarios under {path}")
     for d in dirs:
         load_scenario(d)
         load_truth(d)
-    cfg = settings or InvestigationSettings()
+    cfg = settings or (config.investigation if config else InvestigationSettings())
     results = []
     for d in tqdm(dirs, desc="eval", unit="case", file=sys.stderr, disable=None):
-        results.append(asyncio.run(evaluate_one(d, analyzer, backend, cfg)))
+        results.append(asyncio.run(evaluate_one(d, analyzer, backend, cfg, config)))
     summary = summarize(results)
     report = {
         "analyzer": analyzer,

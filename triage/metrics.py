@@ -94,7 +94,8 @@ class Metrics:
         )
         self.llm_analyses = Counter(
             "triage_llm_analyses",
-            "RCAs by how they were made (llm, repaired, invalid, unavailable, circuit_open)",
+            "RCAs by how they were made (llm, repaired, invalid, unavailable, circuit_open, "
+            "no_evidence)",
             ["outcome"],
             registry=r,
         )
@@ -112,4 +113,11 @@ class Metrics:
         )
         self.llm_circuit_open = Gauge(
             "triage_llm_circuit_open", "1 while the LLM circuit breaker is open", registry=r
+        )
+        # kind is the placeholder's name ([REDACTED:kind]): a fixed set, plus "custom".
+        self.redactions = Counter(
+            "triage_redactions",
+            "Secrets and personal data replaced in evidence before it left the investigation",
+            ["kind"],
+            registry=r,
         )

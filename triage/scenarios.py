@@ -197,8 +197,11 @@ def write_scenario(
             else model
         )
         # The small files are for people to read; the bulky ones only for tools.
-        text = (json.dumps(data, separators=(",", ":"), sort_keys=True) if compact
-                else json.dumps(data, indent=1, sort_keys=True))
+        text = (
+            json.dumps(data, separators=(",", ":"), sort_keys=True)
+            if compact
+            else json.dumps(data, indent=1, sort_keys=True)
+        )
         (directory / name).write_text(text + "\n")
 
     dump(SCENARIO_FILE, meta)

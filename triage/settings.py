@@ -22,8 +22,9 @@ class NatsSettings(BaseModel):
     )
     replicas: int = Field(1, ge=1, le=5, description="Stream and KV replicas (3 in production)")
     retention: Literal["limits", "workqueue"] = Field(
-        "limits", description="limits keeps handled messages until max_age (replayable); "
-        "workqueue drops them once acknowledged"
+        "limits",
+        description="limits keeps handled messages until max_age (replayable); "
+        "workqueue drops them once acknowledged",
     )
     max_age_s: float = Field(7 * 24 * 3600, gt=0, description="How long messages are kept")
     # Longer than Alertmanager's retry horizon so its resends are dropped by JetStream.
@@ -61,6 +62,20 @@ class InvestigationSettings(BaseModel):
     lookback_s: float = Field(1800, gt=0, description="Baseline window before the onset")
     after_s: float = Field(600, gt=0, description="Incident window after the onset")
     scenario_dir: Path | None = Field(None, description="Scenario files for the demo and tests")
+    prompt_budget_tokens: int = Field(
+        4000,
+        gt=0,
+        description="Prompt tokens (offline estimate) the ranked evidence is packed into",
+    )
+
+
+class RedactionSettings(BaseModel):
+    emails: bool = Field(True, description="Redact e-mail addresses in evidence")
+    extra_patterns: list[str] = Field(
+        default_factory=list,
+        description="More regular expressions to redact (JSON list); a group named secret "
+        "limits it to that group",
+    )
 
 
 class PrometheusSettings(BaseModel):
@@ -186,6 +201,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     incidents: IncidentSettings = IncidentSettings()
     investigation: InvestigationSettings = InvestigationSettings()
+    redaction: RedactionSettings = RedactionSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     delivery: DeliverySettings = DeliverySettings()
     routing: RoutingSettings = RoutingSettings()
@@ -198,6 +214,10 @@ class Settings(BaseSettings):
         inv = self.investigation
         if inv.collector_deadline_s > inv.total_deadline_s:
             raise ValueError("investigation collector_deadline_s exceeds total_deadline_s")
+        # The investigation is cut at total_deadline_s + 5 s: past it there would be no draft,
+        # not even the heuristic one the LLM deadline falls back to.
+        if self.llm.base_url and self.llm.deadline_s + 1 >= inv.total_deadline_s + 5:
+            raise ValueError("llm deadline_s must end well before investigation total_deadline_s")
         return self
 
     def bearer_token(self) -> str | None:

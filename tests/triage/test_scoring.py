@@ -11,15 +11,27 @@ from triage.scoring import CaseResult, ac_at, avg_at, mean_rank, rank_of, summar
 
 
 def truth(name: str = "cartservice", aliases: list[str] | None = None) -> GroundTruth:
-    return GroundTruth(kind="Deployment", namespace="shop", name=name, service=name,
-                       aliases=aliases or [], category="bad_rollout",
-                       onset=datetime(2026, 1, 1, tzinfo=UTC))
+    return GroundTruth(
+        kind="Deployment",
+        namespace="shop",
+        name=name,
+        service=name,
+        aliases=aliases or [],
+        category="bad_rollout",
+        onset=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 def case(rank: int | None, n: int = 5, category: str = "bad_rollout") -> CaseResult:
     ranking = [f"svc{i}" for i in range(n)]
-    return CaseResult(scenario=f"s{rank}", category=category, ranking=ranking, rank=rank,
-                      predicted_kind="bad_rollout", schema_valid=True)
+    return CaseResult(
+        scenario=f"s{rank}",
+        category=category,
+        ranking=ranking,
+        rank=rank,
+        predicted_kind="bad_rollout",
+        schema_valid=True,
+    )
 
 
 def test_rank_matches_name_service_or_alias_case_insensitively():
@@ -41,8 +53,11 @@ def test_ac_at_k_avg_at_5_and_mean_rank():
 
 
 def test_summary_splits_by_category():
-    results = [case(1, category="dns_failure"), case(None, category="dns_failure"),
-               case(3, category="bad_rollout")]
+    results = [
+        case(1, category="dns_failure"),
+        case(None, category="dns_failure"),
+        case(3, category="bad_rollout"),
+    ]
     s = summarize(results)
     assert s["by_category"]["dns_failure"]["ac@1"] == 0.5
     assert s["by_category"]["bad_rollout"]["ac@3"] == 1.0
