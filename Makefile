@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm system-deps checkov litellm clean
+.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect system-deps checkov litellm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-ingest: $(STAMP)
 
 bench-scaling: $(STAMP)
 	$(BIN)/python bench/scaling.py
+
+bench-collect: $(STAMP)
+	$(BIN)/python bench/collect.py
 
 bench-llm: $(STAMP)
 	$(BIN)/python bench/llm.py
