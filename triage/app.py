@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collectors.base import Collector
+from collectors.cache import CachedKubeSource, CachedMetricSource, TTLCache
 from collectors.ownership import KubernetesOwnership, api_client
 from collectors.scenario import ScenarioCollector, load_scenarios
 from collectors.sources import ApiKubeSource, PrometheusSource
@@ -89,9 +90,14 @@ def default_collectors(
     """Kubernetes (objects, events, logs) when a cluster is configured, Prometheus when a URL
     is, and recorded evidence for the demo; each is optional, none is required."""
     prom = settings.prometheus
+    cache = TTLCache(settings.investigation.cache_ttl_s)
     found = standard_collectors(
-        ApiKubeSource(kube, request_timeout_s=settings.kubernetes.timeout_s) if kube else None,
-        PrometheusSource(prom.url, client) if prom.url else None,
+        CachedKubeSource(
+            ApiKubeSource(kube, request_timeout_s=settings.kubernetes.timeout_s), cache
+        )
+        if kube
+        else None,
+        CachedMetricSource(PrometheusSource(prom.url, client), cache) if prom.url else None,
         step_s=prom.step_s,
     )
     if settings.investigation.scenario_dir:

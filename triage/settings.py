@@ -62,6 +62,9 @@ class InvestigationSettings(BaseModel):
     lookback_s: float = Field(1800, gt=0, description="Baseline window before the onset")
     after_s: float = Field(600, gt=0, description="Incident window after the onset")
     scenario_dir: Path | None = Field(None, description="Scenario files for the demo and tests")
+    cache_ttl_s: float = Field(
+        30, ge=0, description="Same query from several incidents answered once within this time"
+    )
     prompt_budget_tokens: int = Field(
         4000,
         gt=0,
