@@ -43,9 +43,16 @@ Backend = Literal["files", "live"]
 NOTIFY_DELAY = timedelta(seconds=60)
 
 
+def incident_webhooks(scenario: Scenario) -> list[Any]:
+    """The notifications of the scenario's incident: its first webhook's Alertmanager group.
+    Other groups in the scenario are other, unrelated incidents (noise)."""
+    key = scenario.meta.webhooks[0].groupKey
+    return [w for w in scenario.meta.webhooks if w.groupKey == key]
+
+
 def incident_of(scenario: Scenario) -> IncidentState:
     state = None
-    for webhook in scenario.meta.webhooks:
+    for webhook in incident_webhooks(scenario):
         at = max(a.startsAt for a in webhook.alerts) + NOTIFY_DELAY
         state = apply_notification(state, webhook, at, 0) or state
     assert state is not None  # at least one webhook, validated on load
@@ -53,7 +60,9 @@ def incident_of(scenario: Scenario) -> IncidentState:
 
 
 def investigated_at(scenario: Scenario) -> Any:
-    return max(a.startsAt for w in scenario.meta.webhooks for a in w.alerts) + NOTIFY_DELAY
+    """When the investigation ran: just after the first notification of the incident."""
+    first = incident_webhooks(scenario)[0]
+    return max(a.startsAt for a in first.alerts) + NOTIFY_DELAY
 
 
 @contextlib.contextmanager

@@ -196,7 +196,8 @@ def openmetrics(w: World) -> str:
     for wl in w.workloads.values():
         if wl.role == "gitops":
             continue
-        svc = {"service": wl.name}
+        # As kube-state-metrics and cAdvisor label them: every series knows its namespace.
+        svc = {"namespace": wl.namespace, "service": wl.name}
         fam["service_request_rate"].append((svc, list(wl.m["rps"])))
         fam["service_error_ratio"].append((svc, list(wl.m["err"])))
         fam["service_p99_seconds"].append((svc, list(wl.m["p99"])))
@@ -238,7 +239,8 @@ def openmetrics(w: World) -> str:
                 if t >= t0 and v is not None:
                     f = min(1.0, ((t - t0).total_seconds() + 20) / ramp)
                     target[i] = fx(v, f)
-        fam["edge_error_ratio"].append(({"caller": a, "callee": b}, err))
+        edge = {"namespace": wa.namespace, "caller": a, "callee": b}
+        fam["edge_error_ratio"].append((edge, err))
     for node in w.nodes:
         down = node.not_ready_since
         fam["node_ready"].append(
@@ -248,7 +250,8 @@ def openmetrics(w: World) -> str:
         if wl.hpa is None:
             continue
         cur: list[float | None] = [float(_step(wl.hpa.history, t)) for t in w.times]
-        fam["hpa_current_replicas"].append(({"service": wl.name}, cur))
+        hpa = {"namespace": wl.namespace, "service": wl.name}
+        fam["hpa_current_replicas"].append((hpa, cur))
     for name, expiry in w.certs.items():
         lbl = {"service": name.removesuffix("-tls"), "secret": name}
         fam["tls_cert_not_after_seconds"].append((lbl, [float(int(expiry.timestamp()))] * n))
