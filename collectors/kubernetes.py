@@ -170,9 +170,14 @@ class KubernetesCollector:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         items: list[EvidenceItem] = []
         errors: list[str] = []
+        try:
+            nodes = await self._nodes(window)
+        except CollectorError as exc:
+            nodes, errors = [], [str(exc)]
+        items += nodes
+        bad_nodes = {i.subject: i for i in nodes}
         results = await asyncio.gather(
-            *(self._namespace(ns, window) for ns in namespaces),
-            self._nodes(window),
+            *(self._namespace(ns, window, bad_nodes) for ns in namespaces),
             return_exceptions=True,
         )
         for result in results:
@@ -192,7 +197,9 @@ class KubernetesCollector:
             duration_s=time.monotonic() - started,
         )
 
-    async def _namespace(self, ns: str, window: TimeWindow) -> list[EvidenceItem]:
+    async def _namespace(
+        self, ns: str, window: TimeWindow, bad_nodes: dict[str, EvidenceItem]
+    ) -> list[EvidenceItem]:
         kinds = (
             "deployments",
             "replicasets",
@@ -211,7 +218,32 @@ class KubernetesCollector:
         items += self._pod_states(ns, objs, window)
         items += self._events(ns, objs["events"], objs["pods"], window)
         items += self._autoscalers(ns, objs["horizontalpodautoscalers"])
+        items += self._on_bad_nodes(ns, objs, bad_nodes)
         return items
+
+    def _on_bad_nodes(
+        self, ns: str, objs: dict[str, list[dict[str, Any]]], bad_nodes: dict[str, EvidenceItem]
+    ) -> list[EvidenceItem]:
+        """A sick node hurts the services whose pods it runs: they share its evidence."""
+        owners = self._pod_services(objs)
+        hit: dict[tuple[str, str], list[str]] = {}
+        for pod in objs["pods"]:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node in bad_nodes:
+                svc = owners.get(meta(pod).get("name", ""), service_of(pod))
+                hit.setdefault((svc, node), []).append(meta(pod).get("name", ""))
+        return [
+            EvidenceItem(
+                id=f"onnode-{ns}-{svc}-{node}",
+                kind="node_condition",
+                summary=f"{len(pods)} pod(s) of {svc} run on {node}: {bad_nodes[node].summary}",
+                subject=svc,
+                timestamp=bad_nodes[node].timestamp,
+                score=round(bad_nodes[node].score * 0.9, 4),
+                fault_hint="node_failure",
+            )
+            for (svc, node), pods in sorted(hit.items())
+        ]
 
     def _rollouts(
         self, ns: str, objs: dict[str, list[dict[str, Any]]], window: TimeWindow

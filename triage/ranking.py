@@ -177,7 +177,7 @@ def _blame(
     names = sorted(signals, key=len, reverse=True)
     patterns = {n: re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])") for n in names if len(n) > 2}
     for item in items:
-        if item.kind not in ("log_pattern", "k8s_event"):
+        if item.kind not in ("log_pattern", "k8s_event", "node_condition"):
             continue
         text = f"{item.summary} {item.detail}"
         for name, rx in patterns.items():
