@@ -112,9 +112,10 @@ class LogsCollector:
                 failures += 1
                 continue
             per_service.setdefault(svc, []).extend((pod_name, ln) for ln in text.splitlines() if ln)
+        by_ip = await self._service_ips(namespaces)
         items = []
         for svc in sorted(per_service):
-            items += self._mine(svc, per_service[svc], window)
+            items += [_name_ips(i, by_ip) for i in self._mine(svc, per_service[svc], window)]
         status = "ok" if items else ("error" if failures and not per_service else "no_data")
         return Evidence(
             collector=self.name,
@@ -123,6 +124,20 @@ class LogsCollector:
             error=f"{failures} log stream(s) unavailable" if failures else None,
             duration_s=time.monotonic() - started,
         )
+
+    async def _service_ips(self, namespaces: list[str]) -> dict[str, str]:
+        """ClusterIP -> Service name: errors often name an address, not a service."""
+        found: dict[str, str] = {}
+        for ns in namespaces:
+            try:
+                services = await self._source.list("services", ns)
+            except CollectorError:
+                continue
+            for svc in services:
+                ip = (svc.get("spec") or {}).get("clusterIP")
+                if ip and ip != "None":
+                    found[ip] = str(meta(svc).get("name", ""))
+        return found
 
     def _mine(
         self, svc: str, lines: list[tuple[str, str]], window: TimeWindow
@@ -181,3 +196,15 @@ def _slug(template: str) -> str:
     import hashlib
 
     return hashlib.sha256(template.encode()).hexdigest()[:10]
+
+
+_IP = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?\b")
+
+
+def _name_ips(item: EvidenceItem, by_ip: dict[str, str]) -> EvidenceItem:
+    named = sorted(
+        {by_ip[ip] for ip in _IP.findall(f"{item.summary} {item.detail}") if ip in by_ip}
+    )
+    if not named:
+        return item
+    return item.model_copy(update={"detail": f"{item.detail} (addresses of: {', '.join(named)})"})

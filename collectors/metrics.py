@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -29,6 +30,9 @@ _SIGNAL_WEIGHT = (
     (("restart", "oom"), 0.8),
     (("cpu", "memory", "throttl", "saturation"), 0.5),
 )
+
+
+_EXPIRY = re.compile(r"not_after|cert.*expir|expir.*cert", re.IGNORECASE)
 
 
 def signal_weight(metric: str) -> float:
@@ -111,7 +115,8 @@ class MetricsCollector:
                 duration_s=time.monotonic() - started,
             )
         onset = window.onset.timestamp() - self._lead
-        items = self._shifts(list(series.values()), onset) + self._version_split(
+        items = self._expired(list(series.values()), window.end.timestamp())
+        items += self._shifts(list(series.values()), onset) + self._version_split(
             list(series.values()), onset
         )
         items.sort(key=lambda i: i.id)
@@ -156,6 +161,35 @@ class MetricsCollector:
                     timestamp=datetime.fromtimestamp(dep, UTC) if dep else None,
                     score=round(score, 4),
                     points=s.points,
+                )
+            )
+        return items
+
+    def _expired(self, series: list[Series], now: float) -> list[EvidenceItem]:
+        """Certificate exporters publish expiry as a Unix time (x509 `not_after`, blackbox
+        `ssl_earliest_cert_expiry`): one that has passed is a cause, not a symptom."""
+        items = []
+        for s in series:
+            metric = s.labels.get("__name__", "")
+            if not _EXPIRY.search(metric) or not s.points:
+                continue
+            expiry = min(v for _, v in s.points)
+            if not 1e9 < expiry <= now:
+                continue
+            subject = s.labels.get("service") or s.labels.get("secret") or metric
+            when = datetime.fromtimestamp(expiry, UTC)
+            items.append(
+                EvidenceItem(
+                    id="expired-"
+                    + hashlib.sha256(repr(sorted(s.labels.items())).encode()).hexdigest()[:10],
+                    kind="expired_cert",
+                    summary=f"{metric} says the certificate of {subject} expired at "
+                    f"{when:%Y-%m-%d %H:%M:%S}Z",
+                    detail=", ".join(f"{k}={v}" for k, v in sorted(s.labels.items())),
+                    subject=subject,
+                    timestamp=when,
+                    score=0.9,
+                    fault_hint="certificate_expiry",
                 )
             )
         return items

@@ -25,6 +25,7 @@ WEIGHTS = {
     "events": 0.45,  # warning events
     "node": 0.6,  # node conditions
     "capacity": 0.5,  # autoscaler pinned at max
+    "expired": 0.75,  # a certificate past its expiry
     "blamed": 0.45,  # other components' errors name it
     "topology": 0.15,  # close to the alerting service, downstream of it
 }
@@ -38,10 +39,12 @@ _SIGNAL_OF_KIND = {
     "k8s_event": "events",
     "node_condition": "node",
     "hpa": "capacity",
+    "expired_cert": "expired",
 }
 _KINDS = set(get_args(FaultKind))
 # Signals that say a component did something, rather than that it suffers.
 _CAUSAL = (
+    "expired",
     "change",
     "version_split",
     "pod_failure",

@@ -253,7 +253,9 @@ def openmetrics(w: World) -> str:
         hpa = {"namespace": wl.namespace, "service": wl.name}
         fam["hpa_current_replicas"].append((hpa, cur))
     for name, expiry in w.certs.items():
-        lbl = {"service": name.removesuffix("-tls"), "secret": name}
+        owner = w.workloads.get(name.removesuffix("-tls"))
+        ns = {"namespace": owner.namespace} if owner else {}
+        lbl = ns | {"service": name.removesuffix("-tls"), "secret": name}
         fam["tls_cert_not_after_seconds"].append((lbl, [float(int(expiry.timestamp()))] * n))
     for x in w.extra:
         fam[x.name].append((x.labels, x.values))
