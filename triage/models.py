@@ -141,8 +141,19 @@ class IncidentState(BaseModel):
         return {fp: a for fp, a in self.alerts.items() if a.status == "firing"}
 
     def onset(self) -> datetime:
-        starts = [a.starts_at for a in self.alerts.values()]
-        return min(starts) if starts else self.first_seen
+        """When the trouble began: the earliest start among the most severe alerts. A group can
+        hold a long-firing minor alert that has nothing to do with what just broke."""
+        if not self.alerts:
+            return self.first_seen
+        top = max(_severity_rank(a.labels) for a in self.alerts.values())
+        return min(a.starts_at for a in self.alerts.values() if _severity_rank(a.labels) == top)
+
+
+_SEVERITY = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "info": 1, "none": 0}
+
+
+def _severity_rank(labels: dict[str, str]) -> int:
+    return _SEVERITY.get(labels.get("severity", "").lower(), 2)
 
 
 # One vocabulary for analyzers' answers and scenarios' ground truth.

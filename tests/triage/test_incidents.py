@@ -91,3 +91,14 @@ async def test_compare_and_set_loses_no_concurrent_update(nats_server: NatsServe
         assert stored is not None and stored.requested_revision == base.requested_revision + 20
     finally:
         await bus.close()
+
+
+def test_onset_is_set_by_the_most_severe_alerts_not_an_old_minor_one():
+    old_minor = alert(
+        "DiskAlmostFull", started=NOW - timedelta(hours=3), extra_labels={"severity": "warning"}
+    )
+    fresh = alert("HighErrorRate", started=NOW - timedelta(minutes=4))
+    state = first(old_minor, fresh)
+    assert state.onset() == NOW - timedelta(minutes=4)
+    only_minor = first(old_minor)
+    assert only_minor.onset() == NOW - timedelta(hours=3)
