@@ -115,7 +115,7 @@ class LogsCollector:
         by_ip = await self._service_ips(namespaces)
         items = []
         for svc in sorted(per_service):
-            items += [_name_ips(i, by_ip) for i in self._mine(svc, per_service[svc], window)]
+            items += [_name_ips(i, by_ip) for i in self.mine(svc, per_service[svc], window)]
         status = "ok" if items else ("error" if failures and not per_service else "no_data")
         return Evidence(
             collector=self.name,
@@ -139,9 +139,9 @@ class LogsCollector:
                     found[ip] = str(meta(svc).get("name", ""))
         return found
 
-    def _mine(
-        self, svc: str, lines: list[tuple[str, str]], window: TimeWindow
-    ) -> list[EvidenceItem]:
+    @staticmethod
+    def mine(svc: str, lines: list[tuple[str, str]], window: TimeWindow) -> list[EvidenceItem]:
+        """(pod, timestamped line) pairs of one service -> new or spiking error templates."""
         miner = _miner()
         templates: dict[int, _Template] = {}
         base_s = max((window.onset - window.start).total_seconds(), 1)

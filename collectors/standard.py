@@ -10,11 +10,20 @@ from collectors.sources import KubeSource, MetricSource
 
 
 def standard_collectors(
-    kube: KubeSource | None, metrics: MetricSource | None, *, step_s: float = 60
+    kube: KubeSource | None,
+    metrics: MetricSource | None,
+    *,
+    step_s: float = 60,
+    logs: Collector | None = None,
 ) -> list[Collector]:
+    """``logs`` replaces reading pod logs through the Kubernetes API (Loki, when configured)."""
     found: list[Collector] = []
     if kube is not None:
-        found += [KubernetesCollector(kube), LogsCollector(kube)]
+        found.append(KubernetesCollector(kube))
+    if logs is not None:
+        found.append(logs)
+    elif kube is not None:
+        found.append(LogsCollector(kube))
     if metrics is not None:
         found.append(MetricsCollector(metrics, step_s=step_s))
     return found

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from collectors.base import Collector
 from collectors.cache import CachedKubeSource, CachedMetricSource, TTLCache
+from collectors.loki import LokiCollector
 from collectors.ownership import KubernetesOwnership, api_client
 from collectors.scenario import ScenarioCollector, load_scenarios
 from collectors.sources import ApiKubeSource, PrometheusSource
@@ -99,6 +100,9 @@ def default_collectors(
         else None,
         CachedMetricSource(PrometheusSource(prom.url, client), cache) if prom.url else None,
         step_s=prom.step_s,
+        logs=LokiCollector(settings.loki.url, client, limit=settings.loki.limit)
+        if settings.loki.url
+        else None,
     )
     if settings.investigation.scenario_dir:
         found.append(ScenarioCollector(load_scenarios(settings.investigation.scenario_dir)))

@@ -81,6 +81,11 @@ class RedactionSettings(BaseModel):
     )
 
 
+class LokiSettings(BaseModel):
+    url: str | None = Field(None, description="Loki base URL; unset = pod logs from Kubernetes")
+    limit: int = Field(5000, gt=0, description="Log lines per namespace and investigation")
+
+
 class PrometheusSettings(BaseModel):
     url: str | None = Field(None, description="Prometheus base URL; unset = no metrics collector")
     step_s: float = Field(60, gt=0, description="query_range resolution")
@@ -206,6 +211,7 @@ class Settings(BaseSettings):
     investigation: InvestigationSettings = InvestigationSettings()
     redaction: RedactionSettings = RedactionSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    loki: LokiSettings = LokiSettings()
     delivery: DeliverySettings = DeliverySettings()
     routing: RoutingSettings = RoutingSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
