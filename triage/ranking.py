@@ -27,6 +27,7 @@ WEIGHTS = {
     "capacity": 0.5,  # autoscaler pinned at max
     "expired": 0.75,  # a certificate past its expiry
     "blamed": 0.45,  # other components' errors name it
+    "common_cause": 0.6,  # several failing components name it
     "topology": 0.15,  # close to the alerting service, downstream of it
 }
 _SIGNAL_OF_KIND = {
@@ -44,6 +45,7 @@ _SIGNAL_OF_KIND = {
 _KINDS = set(get_args(FaultKind))
 # Signals that say a component did something, rather than that it suffers.
 _CAUSAL = (
+    "common_cause",
     "expired",
     "change",
     "version_split",
@@ -115,6 +117,14 @@ def rank(
 
     _onset_order(items, signals)
     blames = _blame(items, signals, support)
+    blamed_by: dict[str, set[str]] = defaultdict(set)
+    for source, targets in blames.items():
+        for target in targets:
+            blamed_by[target].add(source)
+    for target, sources in blamed_by.items():
+        if len(sources) >= 2:
+            # Several failing components point at one thing they share: the common cause.
+            signals[target]["common_cause"] = min(1.0, 0.35 * len(sources))
     alerting = alerting_components(incident)
     if call_graph:
         dist = downstream_distance(call_graph, alerting)
