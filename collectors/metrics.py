@@ -133,7 +133,8 @@ class MetricsCollector:
         best: dict[tuple[str, str], tuple[float, float, Series, float | None]] = {}
         for s in series:
             svc = s.labels.get("service") or s.labels.get("job") or ""
-            metric = s.labels.get("__name__", "")
+            # Aggregating PromQL drops the name; the series still speaks for its service.
+            metric = s.labels.get("__name__") or "query result"
             if not svc:
                 continue
             before = [v for t, v in s.points if t < onset and math.isfinite(v)]

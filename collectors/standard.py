@@ -15,6 +15,7 @@ def standard_collectors(
     *,
     step_s: float = 60,
     logs: Collector | None = None,
+    queries: tuple[str, ...] | None = None,
 ) -> list[Collector]:
     """``logs`` replaces reading pod logs through the Kubernetes API (Loki, when configured)."""
     found: list[Collector] = []
@@ -25,5 +26,9 @@ def standard_collectors(
     elif kube is not None:
         found.append(LogsCollector(kube))
     if metrics is not None:
-        found.append(MetricsCollector(metrics, step_s=step_s))
+        found.append(
+            MetricsCollector(metrics, step_s=step_s, selectors=queries)
+            if queries
+            else MetricsCollector(metrics, step_s=step_s)
+        )
     return found

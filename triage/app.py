@@ -100,6 +100,7 @@ def default_collectors(
         else None,
         CachedMetricSource(PrometheusSource(prom.url, client), cache) if prom.url else None,
         step_s=prom.step_s,
+        queries=tuple(prom.queries),
         logs=LokiCollector(settings.loki.url, client, limit=settings.loki.limit)
         if settings.loki.url
         else None,

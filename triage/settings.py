@@ -90,6 +90,11 @@ class PrometheusSettings(BaseModel):
     url: str | None = Field(None, description="Prometheus base URL; unset = no metrics collector")
     step_s: float = Field(60, gt=0, description="query_range resolution")
     timeout_s: float = Field(5, gt=0, description="Per HTTP request")
+    queries: list[str] = Field(
+        default_factory=lambda: ['{namespace="$namespace"}'],
+        description="JSON list of PromQL (golden signals) run per alert namespace ($namespace); "
+        "the alert's own expression is always added",
+    )
 
 
 class DeliverySettings(BaseModel):

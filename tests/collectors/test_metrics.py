@@ -1,0 +1,99 @@
+"""The metrics collector over a real Prometheus: configured PromQL per namespace, golden
+signals before saturation, and the version split of a rolling update."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from collectors.base import TimeWindow
+from collectors.metrics import MetricsCollector
+from collectors.sources import FileMetricSource, PrometheusSource
+from tests.servers import Prometheus
+from triage.models import AlertSnapshot, IncidentState
+from triage.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+ONSET = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+WINDOW = TimeWindow(
+    start=ONSET - timedelta(minutes=40), onset=ONSET, end=ONSET + timedelta(minutes=10)
+)
+
+
+def series_text() -> str:
+    """Each series' samples together, as OpenMetrics requires."""
+    minutes = range(-40, 11)
+    lines = ["# TYPE http_errors_ratio gauge"]
+    for pod, version in (("cart-v1-a", "v1"), ("cart-v2-b", "v2")):
+        for m in minutes:
+            bad = m >= -5 and version == "v2"  # departs before the alert fires, as it does
+            err = 0.3 if bad else 0.01 + 0.001 * (m % 3)
+            lines.append(
+                f'http_errors_ratio{{namespace="shop",service="cart",pod="{pod}",'
+                f'version="{version}"}} {err} {_ts(m)}'
+            )
+    lines.append("# TYPE container_memory_ratio gauge")
+    for m in minutes:
+        mem = 0.4 + (0.3 if m >= -5 else 0.0) + 0.001 * (m % 2)
+        lines.append(f'container_memory_ratio{{namespace="shop",service="search"}} {mem} {_ts(m)}')
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+def _ts(minute: int) -> int:
+    return int((ONSET + timedelta(minutes=minute)).timestamp())
+
+
+@pytest.fixture(scope="module")
+def prom() -> Iterator[Prometheus]:
+    with Prometheus(series_text()) as server:
+        yield server
+
+
+def incident() -> IncidentState:
+    labels = {"alertname": "CartErrors", "namespace": "shop", "service": "cart"}
+    return IncidentState(
+        incident_id="inc-1",
+        group_key="g",
+        status="firing",
+        first_seen=ONSET,
+        updated_at=ONSET,
+        common_labels=labels,
+        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
+    )
+
+
+async def test_configured_promql_is_run_per_namespace(prom: Prometheus, monkeypatch):
+    monkeypatch.setenv(
+        "TRIAGE_PROMETHEUS_QUERIES",
+        '["max by (namespace, service) (http_errors_ratio{namespace=\\"$namespace\\"})"]',
+    )
+    queries = tuple(Settings().prometheus.queries)
+    async with httpx.AsyncClient() as client:
+        collector = MetricsCollector(PrometheusSource(prom.url, client), selectors=queries)
+        evidence = await collector.collect(incident(), WINDOW)
+    assert evidence.status == "ok", evidence.error
+    shifts = [i for i in evidence.items if i.kind == "metric_shift"]
+    assert [i.subject for i in shifts] == ["cart"]  # only what the query asked for
+    assert shifts[0].score > 0.6 and shifts[0].points
+
+
+async def test_golden_signals_outweigh_saturation_and_new_version_is_blamed(prom: Prometheus):
+    async with httpx.AsyncClient() as client:
+        live = await MetricsCollector(PrometheusSource(prom.url, client)).collect(
+            incident(), WINDOW
+        )
+    by_subject = {(i.subject, i.kind): i for i in live.items}
+    errors = by_subject[("cart", "metric_shift")]
+    memory = by_subject[("search", "metric_shift")]
+    assert errors.score > memory.score  # an error ratio says more than a busy container
+    split = by_subject[("cart", "version_split")]
+    assert "v2 pods are worse than v1" in split.summary and split.fault_hint == "bad_rollout"
+    # The file backend answers the same selectors the same way.
+    files = await MetricsCollector(FileMetricSource(series_text())).collect(incident(), WINDOW)
+    assert [(i.id, round(i.score, 4)) for i in files.items] == [
+        (i.id, round(i.score, 4)) for i in live.items
+    ]
