@@ -132,7 +132,8 @@ class MetricsCollector:
         """Per service and metric, the series that moved the most in its bad direction."""
         best: dict[tuple[str, str], tuple[float, float, Series, float | None]] = {}
         for s in series:
-            svc = s.labels.get("service") or s.labels.get("job") or ""
+            # A failing call edge (caller -> callee) speaks first about the callee.
+            svc = s.labels.get("service") or s.labels.get("callee") or s.labels.get("job") or ""
             # Aggregating PromQL drops the name; the series still speaks for its service.
             metric = s.labels.get("__name__") or "query result"
             if not svc:
