@@ -43,6 +43,14 @@ def signal_weight(metric: str) -> float:
     return 0.7
 
 
+def subject_of(labels: dict[str, str], metric: str) -> str:
+    """Errors and latency of a call edge (caller -> callee) speak about the callee, wherever
+    they were measured; a pod's CPU or memory speaks about the pod's own service."""
+    if labels.get("callee") and signal_weight(metric) >= 1.0:
+        return labels["callee"]
+    return labels.get("service") or labels.get("callee") or labels.get("job") or ""
+
+
 def worse_direction(metric: str) -> int:
     return -1 if any(w in metric.lower() for w in _LOWER_IS_WORSE) else 1
 
@@ -132,10 +140,9 @@ class MetricsCollector:
         """Per service and metric, the series that moved the most in its bad direction."""
         best: dict[tuple[str, str], tuple[float, float, Series, float | None]] = {}
         for s in series:
-            # A failing call edge (caller -> callee) speaks first about the callee.
-            svc = s.labels.get("service") or s.labels.get("callee") or s.labels.get("job") or ""
             # Aggregating PromQL drops the name; the series still speaks for its service.
             metric = s.labels.get("__name__") or "query result"
+            svc = subject_of(s.labels, metric)
             if not svc:
                 continue
             before = [v for t, v in s.points if t < onset and math.isfinite(v)]
