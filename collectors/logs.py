@@ -112,7 +112,7 @@ class LogsCollector:
                 failures += 1
                 continue
             per_service.setdefault(svc, []).extend((pod_name, ln) for ln in text.splitlines() if ln)
-        by_ip = await self._service_ips(namespaces)
+        by_ip = await self._service_ips(namespaces, pods)
         items = []
         for svc in sorted(per_service):
             items += [_name_ips(i, by_ip) for i in self.mine(svc, per_service[svc], window)]
@@ -125,8 +125,11 @@ class LogsCollector:
             duration_s=time.monotonic() - started,
         )
 
-    async def _service_ips(self, namespaces: list[str]) -> dict[str, str]:
-        """ClusterIP -> Service name: errors often name an address, not a service."""
+    async def _service_ips(
+        self, namespaces: list[str], pods: list[tuple[str, dict[str, Any]]]
+    ) -> dict[str, str]:
+        """ClusterIP -> the workload behind that Service: errors often name an address
+        (``lookup x on 10.96.0.10:53``), and the Service's selector says whose pods answer."""
         found: dict[str, str] = {}
         for ns in namespaces:
             try:
@@ -134,9 +137,19 @@ class LogsCollector:
             except CollectorError:
                 continue
             for svc in services:
-                ip = (svc.get("spec") or {}).get("clusterIP")
-                if ip and ip != "None":
-                    found[ip] = str(meta(svc).get("name", ""))
+                spec = svc.get("spec") or {}
+                ip = spec.get("clusterIP")
+                if not ip or ip == "None":
+                    continue
+                selector = spec.get("selector") or {}
+                backing = [
+                    service_of(p)
+                    for pns, p in pods
+                    if pns == ns
+                    and selector
+                    and selector.items() <= (meta(p).get("labels") or {}).items()
+                ]
+                found[ip] = backing[0] if backing else str(meta(svc).get("name", ""))
         return found
 
     @staticmethod
