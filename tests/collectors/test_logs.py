@@ -1,0 +1,64 @@
+"""Pod logs mined for new error templates; addresses in them resolved to workloads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from collectors.base import TimeWindow
+from collectors.logs import LogsCollector
+from collectors.sources import FileKubeSource
+from triage.models import AlertSnapshot, IncidentState
+from triage.scenarios import KubeObjects, LogStream
+
+ONSET = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+WINDOW = TimeWindow(
+    start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=10)
+)
+
+
+def pod(name: str, app: str, ns: str = "shop") -> dict:
+    return {
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
+        "spec": {"containers": [{"name": app}]},
+        "status": {},
+    }
+
+
+def line(at: datetime, text: str) -> str:
+    return f"{at.isoformat().replace('+00:00', 'Z')} {text}"
+
+
+async def test_new_error_template_names_the_workload_behind_the_address():
+    objects = KubeObjects(
+        pods=[pod("web-1", "web"), pod("coredns-1", "coredns", "kube-system")],
+        services=[
+            {
+                "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+                "spec": {"clusterIP": "10.96.0.10", "selector": {"app": "coredns"}},
+            }
+        ],
+    )
+    healthy = [line(ONSET - timedelta(minutes=m), f"GET /item/{m} 200") for m in range(20, 1, -1)]
+    broken = [
+        line(
+            ONSET + timedelta(seconds=10 * i),
+            f"ERROR lookup cart.shop.svc on 10.96.0.10:53: no such host (req {i})",
+        )
+        for i in range(8)
+    ]
+    logs = [LogStream(namespace="shop", pod="web-1", container="web", lines=healthy + broken)]
+    labels = {"alertname": "Errors", "namespace": "shop", "service": "web"}
+    incident = IncidentState(
+        incident_id="i",
+        group_key="g",
+        status="firing",
+        first_seen=ONSET,
+        updated_at=ONSET,
+        common_labels=labels,
+        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
+    )
+    evidence = await LogsCollector(FileKubeSource(objects, logs)).collect(incident, WINDOW)
+    (found,) = [i for i in evidence.items if "no such host" in i.summary]
+    assert found.subject == "web" and found.fault_hint == "dns_failure"
+    assert "8x in the incident window (baseline 0x)" in found.summary
+    assert "addresses of: coredns" in found.detail
