@@ -237,7 +237,9 @@ class MetricsCollector:
             gap = (m_new - m_old) / spread * worse_direction(metric)
             if gap <= 1:
                 continue
-            score = (1 - math.exp(-gap / 4)) * signal_weight(metric)
+            # A few minutes of a new version is little data: trust grows with the samples.
+            support = 1 - math.exp(-min(len(new), len(old)) / 5)
+            score = (1 - math.exp(-gap / 4)) * signal_weight(metric) * support
             items.append(
                 EvidenceItem(
                     id="version-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],
