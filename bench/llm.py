@@ -207,7 +207,7 @@ async def corpus_tokens(limit: int | None) -> dict[str, Any]:
                 call_graph=scenario.meta.call_graph,
             )
             try:
-                with sources(scenario, "files") as (kube, metrics):
+                async with sources(scenario, "files") as (kube, metrics):
                     rca = await investigate(
                         scenario,
                         standard_collectors(kube, metrics),

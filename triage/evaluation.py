@@ -9,7 +9,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -65,8 +65,10 @@ def investigated_at(scenario: Scenario) -> Any:
     return max(a.startsAt for a in first.alerts) + NOTIFY_DELAY
 
 
-@contextlib.contextmanager
-def sources(scenario: Scenario, backend: Backend) -> Iterator[tuple[KubeSource, MetricSource]]:
+@contextlib.asynccontextmanager
+async def sources(
+    scenario: Scenario, backend: Backend
+) -> AsyncIterator[tuple[KubeSource, MetricSource]]:
     if backend == "files":
         yield (
             FileKubeSource(scenario.kubernetes, scenario.logs),
@@ -83,15 +85,9 @@ def sources(scenario: Scenario, backend: Backend) -> Iterator[tuple[KubeSource, 
     ):
         config = kubernetes.client.Configuration()
         config.host = kube_url
-        with kubernetes.client.ApiClient(config) as api:
-            yield ApiKubeSource(api), _PrometheusOnce(prom_url)
-
-
-class _PrometheusOnce(PrometheusSource):
-    """A Prometheus source that owns a client for the length of one scenario."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url, httpx.AsyncClient(timeout=10, trust_env=False))
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+            with kubernetes.client.ApiClient(config) as api:
+                yield ApiKubeSource(api), PrometheusSource(prom_url, client)
 
 
 async def investigate(
@@ -132,7 +128,7 @@ async def evaluate_one(
     usage = None
     analyzer = build_analyzer(analyzer_name, scenario, config)
     try:
-        with sources(scenario, backend) as (kube, metrics):
+        async with sources(scenario, backend) as (kube, metrics):
             collectors = standard_collectors(kube, metrics)
             rca = await investigate(scenario, collectors, analyzer, settings)
         valid = _schema_valid(rca)

@@ -23,7 +23,7 @@ def evidence_via(path: Path, backend: str) -> dict[str, list[tuple[str, str, flo
     scenario = load_scenario(path)
 
     async def run() -> dict[str, list[tuple[str, str, float]]]:
-        with sources(scenario, backend) as (kube, metrics):  # type: ignore[arg-type]
+        async with sources(scenario, backend) as (kube, metrics):  # type: ignore[arg-type]
             investigator = Investigator(
                 standard_collectors(kube, metrics), InvestigationSettings(), Metrics()
             )
