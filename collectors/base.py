@@ -28,6 +28,10 @@ class EvidenceItem(BaseModel):
     score: float = Field(0.0, ge=0, le=1, description="How anomalous / suspicious, 0..1")
     fault_hint: str | None = None
     change: str | None = None
+    related: list[str] = Field(
+        default_factory=list,
+        description="Other components the fact involves: the callers whose calls failed",
+    )
     points: list[tuple[float, float]] = Field(
         default_factory=list, description="metric items: (unix seconds, value), for the graph"
     )
@@ -39,6 +43,10 @@ class Evidence(BaseModel):
     items: list[EvidenceItem] = Field(default_factory=list)
     error: str | None = None
     duration_s: float = 0.0
+    edges: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="caller -> callee pairs this source observed (service-mesh or RPC metrics)",
+    )
 
 
 class Collector(Protocol):

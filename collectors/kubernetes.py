@@ -27,6 +27,7 @@ _WAITING = {
     "CreateContainerError": (0.7, "config_change"),
     "RunContainerError": (0.7, "bad_rollout"),
 }
+_UNSCHEDULABLE = (0.75, "scheduling")
 _TERMINATED = {"OOMKilled": (0.85, "resource_exhaustion"), "Error": (0.6, "crash_loop")}
 # Warning event reasons and the fault they usually point to.
 _EVENTS = {
@@ -41,12 +42,13 @@ _EVENTS = {
     "FailedPullImage": (0.8, "bad_rollout"),
     "Failed": (0.55, "bad_rollout"),
 }
+# Unknown is a node that stopped reporting: the classic dead node.
 _NODE_BAD = {
-    "Ready": "False",
-    "MemoryPressure": "True",
-    "DiskPressure": "True",
-    "PIDPressure": "True",
-    "NetworkUnavailable": "True",
+    "Ready": ("False", "Unknown"),
+    "MemoryPressure": ("True",),
+    "DiskPressure": ("True",),
+    "PIDPressure": ("True",),
+    "NetworkUnavailable": ("True",),
 }
 
 
@@ -124,7 +126,12 @@ def template_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     new_vols = ((new.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes")
     if old_vols != new_vols:
         out.append("volumes changed")
-    return out or ["no pod template change"]
+    return out or [NO_CHANGE]
+
+
+NO_CHANGE = "no pod template change"
+# A restart or a scale runs the same code and configuration: a weaker suspect than a change.
+RESTART_FACTOR = 0.5
 
 
 def referenced_configs(obj: dict[str, Any]) -> set[tuple[str, str]]:
@@ -216,7 +223,7 @@ class KubernetesCollector:
         items = self._rollouts(ns, objs, window)
         items += self._config_changes(ns, objs, window)
         items += self._pod_states(ns, objs, window)
-        items += self._events(ns, objs["events"], objs["pods"], window)
+        items += self._events(ns, objs["events"], objs["pods"], window, sorted(bad_nodes))
         items += self._autoscalers(ns, objs["horizontalpodautoscalers"])
         items += self._on_bad_nodes(ns, objs, bad_nodes)
         return items
@@ -283,7 +290,8 @@ class KubernetesCollector:
                             detail="\n".join(diff),
                             subject=service_of(deploy),
                             timestamp=created,
-                            score=change_score(created, window.onset),
+                            score=change_score(created, window.onset)
+                            * (RESTART_FACTOR if diff == [NO_CHANGE] else 1.0),
                             fault_hint="bad_rollout",
                             change=f"deployment/{name} revision {rev}",
                         )
@@ -359,20 +367,31 @@ class KubernetesCollector:
         worst: dict[tuple[str, str], tuple[float, str, str, list[str]]] = {}
         for pod in objs["pods"]:
             svc = owners.get(meta(pod).get("name", ""), service_of(pod))
-            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            status = pod.get("status") or {}
+            found = [
+                ("Unschedulable", 0, _UNSCHEDULABLE)
+                for c in status.get("conditions") or []
+                if c.get("type") == "PodScheduled"
+                and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"
+            ]
+            for cs in status.get("containerStatuses") or []:
                 waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
                 term = (cs.get("lastState") or {}).get("terminated") or {}
                 restarts = int(cs.get("restartCount") or 0)
-                for reason, table in ((waiting, _WAITING), (term.get("reason"), _TERMINATED)):
-                    if reason in table:
-                        score, hint = table[reason]
-                        score = min(1.0, score + 0.02 * min(restarts, 5))
-                        key = (svc, reason)
-                        pods = worst.get(key, (0, "", "", []))[3] + [meta(pod).get("name", "")]
-                        if score >= worst.get(key, (0.0, "", "", []))[0]:
-                            worst[key] = (score, hint, f"restarts={restarts}", pods)
-                        else:
-                            worst[key] = (*worst[key][:3], pods)
+                found += [
+                    (reason, restarts, table[reason])
+                    for reason, table in ((waiting, _WAITING), (term.get("reason"), _TERMINATED))
+                    if reason in table
+                ]
+            for reason, restarts, (base, hint) in found:
+                score = min(1.0, base + 0.02 * min(restarts, 5))
+                key = (svc, reason)
+                pods = worst.get(key, (0, "", "", []))[3] + [meta(pod).get("name", "")]
+                if score >= worst.get(key, (0.0, "", "", []))[0]:
+                    worst[key] = (score, hint, f"restarts={restarts}", pods)
+                else:
+                    worst[key] = (*worst[key][:3], pods)
         return [
             EvidenceItem(
                 id=f"podstate-{ns}-{svc}-{reason}",
@@ -411,17 +430,26 @@ class KubernetesCollector:
         return out
 
     def _events(
-        self, ns: str, events: list[dict[str, Any]], pods: list[dict[str, Any]], window: TimeWindow
+        self,
+        ns: str,
+        events: list[dict[str, Any]],
+        pods: list[dict[str, Any]],
+        window: TimeWindow,
+        bad_nodes: list[str],
     ) -> list[EvidenceItem]:
         pod_svc = {meta(p).get("name"): service_of(p) for p in pods}
+        pod_node = {meta(p).get("name"): (p.get("spec") or {}).get("nodeName") for p in pods}
         grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for ev in events:
             if ev.get("type") != "Warning":
                 continue
-            when = ts(
+            last = ts(
                 ev.get("lastTimestamp") or ev.get("eventTime") or meta(ev).get("creationTimestamp")
             )
-            if when is None or not window.start <= when <= window.end:
+            first = ts(ev.get("firstTimestamp")) or last
+            # A repeating event is one object with a count: keep it if its run overlaps the
+            # window, however long it went on after.
+            if first is None or last is None or not (first <= window.end and last >= window.start):
                 continue
             obj = ev.get("involvedObject") or {}
             name = obj.get("name", "")
@@ -433,6 +461,12 @@ class KubernetesCollector:
         for (subject, reason), evs in sorted(grouped.items()):
             base, hint = _EVENTS.get(reason, (0.3, None))
             count = sum(int(e.get("count") or 1) for e in evs)
+            # A pod's node trouble is the node's: name it, so the ranking can follow. The pod
+            # may be gone already; then the nodes that are unwell now are the candidates.
+            nodes: set[str] = set()
+            for e in evs if hint == "node_failure" else ():
+                node = pod_node.get((e.get("involvedObject") or {}).get("name"))
+                nodes.update([node] if node else bad_nodes[:3])
             first = min(
                 ts(e.get("firstTimestamp") or e.get("lastTimestamp")) or window.end for e in evs
             )
@@ -441,6 +475,7 @@ class KubernetesCollector:
                     id=f"event-{ns}-{subject}-{reason}",
                     kind="k8s_event",
                     summary=f"{count}x {reason} on {subject}: {evs[0].get('message', '')[:200]}",
+                    detail=f"node {', '.join(sorted(nodes))}" if nodes else "",
                     subject=subject,
                     timestamp=first,
                     score=min(1.0, base + 0.05 * math.log1p(count)),
@@ -479,7 +514,7 @@ class KubernetesCollector:
             name = meta(node).get("name", "")
             for cond in (node.get("status") or {}).get("conditions") or []:
                 kind, status = cond.get("type"), cond.get("status")
-                if _NODE_BAD.get(kind) == status:
+                if status in _NODE_BAD.get(kind or "", ()):
                     at = ts(cond.get("lastTransitionTime"))
                     if at is not None and at < window.start - CHANGE_LOOKBACK:
                         continue

@@ -43,12 +43,30 @@ def signal_weight(metric: str) -> float:
     return 0.7
 
 
+# Label pairs naming the two ends of a call: our convention, Istio, Linkerd.
+_EDGE_LABELS = (
+    ("caller", "callee"),
+    ("source_workload", "destination_workload"),
+    ("deployment", "dst_deployment"),
+)
+# Traffic says how much load a service gets, not that it is hurting.
+_TRAFFIC = re.compile(r"request_rate|requests_total|_rps\b|^rps|qps|throughput", re.IGNORECASE)
+
+
+def edge_of(labels: dict[str, str]) -> tuple[str, str] | None:
+    for caller, callee in _EDGE_LABELS:
+        if labels.get(caller) and labels.get(callee) and labels[caller] != labels[callee]:
+            return labels[caller], labels[callee]
+    return None
+
+
 def subject_of(labels: dict[str, str], metric: str) -> str:
     """Errors and latency of a call edge (caller -> callee) speak about the callee, wherever
     they were measured; a pod's CPU or memory speaks about the pod's own service."""
-    if labels.get("callee") and signal_weight(metric) >= 1.0:
-        return labels["callee"]
-    return labels.get("service") or labels.get("callee") or labels.get("job") or ""
+    edge = edge_of(labels)
+    if edge and signal_weight(metric) >= 1.0:
+        return edge[1]
+    return labels.get("service") or (edge[1] if edge else "") or labels.get("job") or ""
 
 
 def worse_direction(metric: str) -> int:
@@ -134,11 +152,15 @@ class MetricsCollector:
             items=items,
             error="; ".join(errors) or None,
             duration_s=time.monotonic() - started,
+            edges=sorted({e for s in series.values() if (e := edge_of(s.labels))}),
         )
 
     def _shifts(self, series: list[Series], onset: float) -> list[EvidenceItem]:
         """Per service and metric, the series that moved the most in its bad direction."""
         best: dict[tuple[str, str], tuple[float, float, Series, float | None]] = {}
+        # Callers whose calls to a component went wrong: one caller may be the one at fault
+        # (its client, its credentials), several point at the component itself.
+        callers: dict[tuple[str, str], set[str]] = defaultdict(set)
         for s in series:
             # Aggregating PromQL drops the name; the series still speaks for its service.
             metric = s.labels.get("__name__") or "query result"
@@ -152,6 +174,9 @@ class MetricsCollector:
             if z * worse_direction(metric) <= 0:
                 score = score * 0.2  # moving in the good direction is barely a symptom
             key = (svc, metric)
+            edge = edge_of(s.labels)
+            if edge and edge[1] == svc and score >= 0.5:
+                callers[key].add(edge[0])
             if score > best.get(key, (-1.0, 0.0, s, None))[0]:
                 best[key] = (score, z, s, departure(s.points, onset))
         items = []
@@ -162,7 +187,12 @@ class MetricsCollector:
             items.append(
                 EvidenceItem(
                     id="metric-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],
-                    kind="metric_shift",
+                    kind="traffic_shift"
+                    if _TRAFFIC.search(metric)
+                    else "edge_shift"
+                    if edge_of(s.labels)
+                    else "metric_shift",
+                    related=sorted(callers[(svc, metric)]),
                     summary=f"{metric} of {svc} moved {'up' if z > 0 else 'down'} after the onset "
                     f"(robust z={z:.1f}){_when(dep, onset)}",
                     detail=f"series {{{labels}}}",

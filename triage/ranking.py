@@ -29,12 +29,16 @@ WEIGHTS = {
     "blamed": 0.45,  # other components' errors name it
     "common_cause": 0.6,  # several failing components name it
     "topology": 0.15,  # close to the alerting service, downstream of it
+    "frontier": 0.4,  # hurting while everything it calls is healthy
+    "load": 0.15,  # its traffic moved
 }
 _SIGNAL_OF_KIND = {
     "rollout": "change",
     "config_change": "change",
     "version_split": "version_split",
     "metric_shift": "anomaly",
+    "edge_shift": "anomaly",
+    "traffic_shift": "load",
     "log_pattern": "new_errors",
     "pod_state": "pod_failure",
     "k8s_event": "events",
@@ -55,6 +59,7 @@ _CAUSAL = (
     "capacity",
     "new_errors",
     "blamed",
+    "frontier",
 )
 # A change only explains an incident if something around it misbehaves.
 _CORROBORATING = (
@@ -65,7 +70,10 @@ _CORROBORATING = (
     "events",
     "onset_order",
     "blamed",
+    "frontier",
 )
+# Golden-signal shifts at least this strong say a component is hurting, not merely busy.
+HARM = 0.5
 
 
 def alerting_components(incident: IncidentState) -> set[str]:
@@ -125,9 +133,12 @@ def rank(
         if len(sources) >= 2:
             # Several failing components point at one thing they share: the common cause.
             signals[target]["common_cause"] = min(1.0, 0.35 * len(sources))
+    observed = {edge for e in evidence for edge in e.edges}
+    graph = sorted({*(call_graph or ()), *observed})
+    calls_down = _frontier(items, graph, observed, signals)
     alerting = alerting_components(incident)
-    if call_graph:
-        dist = downstream_distance(call_graph, alerting)
+    if graph:
+        dist = downstream_distance(graph, alerting)
         for comp in signals:
             if comp in dist:
                 signals[comp]["topology"] = 1 / (1 + dist[comp])
@@ -146,8 +157,11 @@ def rank(
         miss = 1.0
         for name, value in sig.items():
             miss *= 1 - WEIGHTS[name] * value
-        if any(any(k in signals[t] for k in _CAUSAL) for t in blames.get(comp, ())):
-            # Its own errors name a component that did something: follow the chain down.
+        if comp in calls_down or any(
+            any(k in signals[t] for k in _CAUSAL) for t in blames.get(comp, ())
+        ):
+            # Its own errors name a component that did something, or it calls one that hurts
+            # too: follow the chain down.
             miss = 1 - (1 - miss) * POINTS_ELSEWHERE
         best = sorted(support[comp], key=lambda i: (-i.score, i.id))
         change = next((i.change for i in best if i.change), None)
@@ -169,7 +183,11 @@ def _onset_order(items: list[EvidenceItem], signals: dict[str, dict[str, float]]
     """Whoever left its baseline first is more likely the cause than those that followed."""
     first: dict[str, float] = {}
     for item in items:
-        if item.kind == "metric_shift" and item.timestamp is not None and item.score >= 0.5:
+        if (
+            item.kind in ("metric_shift", "edge_shift")
+            and item.timestamp is not None
+            and item.score >= HARM
+        ):
             t = item.timestamp.timestamp()
             first[item.subject] = min(first.get(item.subject, t), t)
     if len(first) < 2:
@@ -177,6 +195,42 @@ def _onset_order(items: list[EvidenceItem], signals: dict[str, dict[str, float]]
     earliest = min(first.values())
     for comp, t in first.items():
         signals[comp]["onset_order"] = math.exp(-(t - earliest) / 300)
+
+
+def _frontier(
+    items: list[EvidenceItem],
+    graph: list[tuple[str, str]],
+    observed: set[tuple[str, str]],
+    signals: dict[str, dict[str, float]],
+) -> set[str]:
+    """Failures travel up the call graph, from callee to callers: among the components that
+    hurt, the one whose own calls still succeed is where it starts. Returns the hurting
+    components whose calls to another hurting one fail."""
+    harm: dict[str, float] = {}
+    failing: set[tuple[str, str]] = set()
+    for item in items:
+        if item.kind == "edge_shift" and item.score >= HARM:
+            failing.update((caller, item.subject) for caller in item.related)
+        # One caller's failing calls may be that caller's own doing (its client, its
+        # credentials); the callee's own metrics, or several callers, speak for the callee.
+        if item.score >= HARM and (
+            item.kind == "metric_shift" or (item.kind == "edge_shift" and len(item.related) > 1)
+        ):
+            harm[item.subject] = max(harm.get(item.subject, 0.0), item.score)
+    callees: dict[str, set[str]] = defaultdict(set)
+    callers: dict[str, set[str]] = defaultdict(set)
+    for caller, callee in graph:
+        # Where calls are measured, only failing calls carry the damage upstream.
+        if (caller, callee) not in observed or (caller, callee) in failing:
+            callees[caller].add(callee)
+            callers[callee].add(caller)
+    upstream = set()
+    for comp, score in harm.items():
+        if callees[comp] & harm.keys():
+            upstream.add(comp)
+        elif callers[comp] & harm.keys():
+            signals[comp]["frontier"] = score
+    return upstream
 
 
 def _blame(
@@ -188,7 +242,8 @@ def _blame(
     Returns who names whom."""
     blames: dict[str, set[str]] = defaultdict(set)
     names = sorted(signals, key=len, reverse=True)
-    patterns = {n: re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])") for n in names if len(n) > 2}
+    # Database users and env names spell a workload with underscores (warehouse_api).
+    patterns = {n: re.compile(_name_pattern(n)) for n in names if len(n) > 2}
     for item in items:
         if item.kind not in ("log_pattern", "k8s_event", "node_condition"):
             continue
@@ -200,6 +255,12 @@ def _blame(
                 support[name].append(item)
                 blames[item.subject].add(name)
     return blames
+
+
+def _name_pattern(name: str) -> str:
+    # Database users and env names spell a workload with underscores (warehouse_api).
+    body = "[-_]".join(re.escape(part) for part in name.split("-"))
+    return rf"(?<![\w-]){body}(?![\w-])"
 
 
 def _kind(best: list[EvidenceItem]) -> FaultKind:
