@@ -158,6 +158,30 @@ def referenced_configs(obj: dict[str, Any]) -> set[tuple[str, str]]:
     return refs
 
 
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    template = (workload.get("spec") or {}).get("template") or {}
+    labels: dict[str, str] = (template.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def label_selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against a set of labels; the empty
+    selector selects everything, as the API server reads it."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator"), expr.get("values") or []
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(op, False)
+        if not ok:
+            return False
+    return True
+
+
 def last_change(obj: dict[str, Any]) -> datetime | None:
     times = [ts(f.get("time")) for f in meta(obj).get("managedFields") or []]
     known = [t for t in times if t is not None]
@@ -222,6 +246,11 @@ class KubernetesCollector:
         objs = dict(zip(kinds, listed, strict=True))
         items = self._rollouts(ns, objs, window)
         items += self._config_changes(ns, objs, window)
+        try:
+            policies = await self._source.list("networkpolicies", ns)
+            items += self._policy_changes(ns, objs, policies, window)
+        except CollectorError:
+            pass  # older RBAC without networkpolicies: the rest still stands
         items += self._pod_states(ns, objs, window)
         items += self._events(ns, objs["events"], objs["pods"], window, sorted(bad_nodes))
         items += self._autoscalers(ns, objs["horizontalpodautoscalers"])
@@ -356,6 +385,51 @@ class KubernetesCollector:
                         score=change_score(changed, window.onset) * 0.9,
                         fault_hint="config_change",
                         change=f"configmap/{name}",
+                    )
+                )
+        return items
+
+    def _policy_changes(
+        self,
+        ns: str,
+        objs: dict[str, list[dict[str, Any]]],
+        policies: list[dict[str, Any]],
+        window: TimeWindow,
+    ) -> list[EvidenceItem]:
+        """A NetworkPolicy created or changed shortly before the onset cuts traffic to (or from)
+        the workloads it selects: the change is theirs to explain."""
+        since = window.start - CHANGE_LOOKBACK
+        workloads = [
+            (service_of(w), pod_labels(w))
+            for k in ("deployments", "statefulsets", "daemonsets")
+            for w in objs[k]
+        ]
+        items = []
+        for policy in policies:
+            changed = last_change(policy)
+            if changed is None or not since <= changed <= window.end:
+                continue
+            name = meta(policy).get("name", "")
+            spec = policy.get("spec") or {}
+            selector = spec.get("podSelector") or {}
+            chosen = sorted({svc for svc, labels in workloads if label_selects(selector, labels)})
+            types = "/".join(spec.get("policyTypes") or ["Ingress"]).lower()
+            # An empty selector covers the whole namespace and explains nobody in particular.
+            subjects = chosen if selector and chosen else [f"networkpolicy/{name}"]
+            factor = 1.0 if selector and chosen else 0.5
+            for subject in subjects:
+                items.append(
+                    EvidenceItem(
+                        id=f"netpol-{ns}-{name}-{subject}",
+                        kind="config_change",
+                        summary=f"NetworkPolicy {ns}/{name} ({types}) selecting "
+                        f"{', '.join(chosen) or 'no workload'} changed at {changed:%H:%M:%S}",
+                        detail=f"podSelector {selector or '{} (every pod in the namespace)'}",
+                        subject=subject,
+                        timestamp=changed,
+                        score=round(change_score(changed, window.onset) * factor, 4),
+                        fault_hint="network_policy",
+                        change=f"networkpolicy/{name}",
                     )
                 )
         return items

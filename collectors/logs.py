@@ -25,9 +25,18 @@ _ERRORISH = re.compile(
     r"unavailable|expired|no such host|oom|killed|invalid|cannot|unable)\b",
     re.IGNORECASE,
 )
+# Resolver errors as Go, glibc, Python, Java and Node print them.
+_NAME_RESOLUTION = re.compile(
+    r"no such host|name resolution|name or service not known|nodename nor servname|"
+    r"unknownhostexception|enotfound|eai_again|server misbehaving|nxdomain|"
+    r"could not resolve|lookup \S+ on \S+|\bdns\b",
+    re.IGNORECASE,
+)
+# The Service every pod's resolv.conf points at, on kubeadm, GKE, EKS and AKS alike.
+DNS_SERVICE = ("kube-system", "kube-dns")
 _HINTS = [
     (re.compile(r"x509|certificate", re.I), "certificate_expiry"),
-    (re.compile(r"no such host|dns|lookup .* on", re.I), "dns_failure"),
+    (_NAME_RESOLUTION, "dns_failure"),
     (re.compile(r"out of memory|oom", re.I), "resource_exhaustion"),
     (re.compile(r"config|yaml|parse|missing (key|setting)", re.I), "config_change"),
     (
@@ -112,10 +121,16 @@ class LogsCollector:
                 failures += 1
                 continue
             per_service.setdefault(svc, []).extend((pod_name, ln) for ln in text.splitlines() if ln)
-        by_ip = await self._service_ips(namespaces, pods)
+        by_ip, resolver = await self._service_ips(namespaces, pods)
         items = []
         for svc in sorted(per_service):
-            items += [_name_ips(i, by_ip) for i in self.mine(svc, per_service[svc], window)]
+            for item in self.mine(svc, per_service[svc], window):
+                item = _name_ips(item, by_ip)
+                if item.fault_hint == "dns_failure" and resolver and resolver != svc:
+                    # Failed lookups are the resolver's to explain, whatever name they asked.
+                    detail = f"{item.detail} (name resolution is served by {resolver})"
+                    item = item.model_copy(update={"detail": detail})
+                items.append(item)
         status = "ok" if items else ("error" if failures and not per_service else "no_data")
         return Evidence(
             collector=self.name,
@@ -127,10 +142,12 @@ class LogsCollector:
 
     async def _service_ips(
         self, namespaces: list[str], pods: list[tuple[str, dict[str, Any]]]
-    ) -> dict[str, str]:
+    ) -> tuple[dict[str, str], str | None]:
         """ClusterIP -> the workload behind that Service: errors often name an address
-        (``lookup x on 10.96.0.10:53``), and the Service's selector says whose pods answer."""
+        (``lookup x on 10.96.0.10:53``), and the Service's selector says whose pods answer.
+        Also the cluster DNS workload, when its namespace is in scope."""
         found: dict[str, str] = {}
+        resolver = None
         for ns in namespaces:
             try:
                 services = await self._source.list("services", ns)
@@ -150,7 +167,9 @@ class LogsCollector:
                     and selector.items() <= (meta(p).get("labels") or {}).items()
                 ]
                 found[ip] = backing[0] if backing else str(meta(svc).get("name", ""))
-        return found
+                if (ns, meta(svc).get("name")) == DNS_SERVICE:
+                    resolver = found[ip]
+        return found, resolver
 
     @staticmethod
     def mine(svc: str, lines: list[tuple[str, str]], window: TimeWindow) -> list[EvidenceItem]:

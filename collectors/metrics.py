@@ -152,7 +152,7 @@ class MetricsCollector:
             items=items,
             error="; ".join(errors) or None,
             duration_s=time.monotonic() - started,
-            edges=sorted({e for s in series.values() if (e := edge_of(s.labels))}),
+            edges=sorted({pair for s in series.values() if (pair := edge_of(s.labels))}),
         )
 
     def _shifts(self, series: list[Series], onset: float) -> list[EvidenceItem]:

@@ -227,6 +227,7 @@ KUBE_PATHS = {
     "daemonsets": ("/apis/apps/v1", True),
     "controllerrevisions": ("/apis/apps/v1", True),
     "horizontalpodautoscalers": ("/apis/autoscaling/v2", True),
+    "networkpolicies": ("/apis/networking.k8s.io/v1", True),
 }
 
 # resource -> (API class, namespaced list method, all-namespaces/cluster list method)
@@ -263,6 +264,11 @@ _KUBE_METHODS = {
         "AutoscalingV2Api",
         "list_namespaced_horizontal_pod_autoscaler",
         "list_horizontal_pod_autoscaler_for_all_namespaces",
+    ),
+    "networkpolicies": (
+        "NetworkingV1Api",
+        "list_namespaced_network_policy",
+        "list_network_policy_for_all_namespaces",
     ),
 }
 

@@ -28,6 +28,7 @@ _LIST_KINDS = {
     "daemonsets": "DaemonSetList",
     "controllerrevisions": "ControllerRevisionList",
     "horizontalpodautoscalers": "HorizontalPodAutoscalerList",
+    "networkpolicies": "NetworkPolicyList",
 }
 
 

@@ -135,7 +135,9 @@ def rank(
             signals[target]["common_cause"] = min(1.0, 0.35 * len(sources))
     observed = {edge for e in evidence for edge in e.edges}
     graph = sorted({*(call_graph or ()), *observed})
-    calls_down = _frontier(items, graph, observed, signals)
+    calls_down, failing = _frontier(items, graph, observed, signals)
+    for caller, callee in failing:
+        blames[caller].add(callee)  # failing calls name the callee as surely as a log line
     alerting = alerting_components(incident)
     if graph:
         dist = downstream_distance(graph, alerting)
@@ -202,10 +204,10 @@ def _frontier(
     graph: list[tuple[str, str]],
     observed: set[tuple[str, str]],
     signals: dict[str, dict[str, float]],
-) -> set[str]:
+) -> tuple[set[str], set[tuple[str, str]]]:
     """Failures travel up the call graph, from callee to callers: among the components that
     hurt, the one whose own calls still succeed is where it starts. Returns the hurting
-    components whose calls to another hurting one fail."""
+    components whose calls to another hurting one fail, and the failing calls."""
     harm: dict[str, float] = {}
     failing: set[tuple[str, str]] = set()
     for item in items:
@@ -230,7 +232,7 @@ def _frontier(
             upstream.add(comp)
         elif callers[comp] & harm.keys():
             signals[comp]["frontier"] = score
-    return upstream
+    return upstream, failing
 
 
 def _blame(

@@ -40,6 +40,7 @@ KUBE_KINDS = (
     "horizontalpodautoscalers",
     "events",
     "services",
+    "networkpolicies",
 )
 
 
@@ -76,6 +77,7 @@ class KubeObjects(BaseModel):
     horizontalpodautoscalers: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
     services: list[dict[str, Any]] = Field(default_factory=list)
+    networkpolicies: list[dict[str, Any]] = Field(default_factory=list)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         objects: list[dict[str, Any]] = getattr(self, kind)

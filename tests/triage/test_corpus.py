@@ -231,6 +231,7 @@ LIST_TYPES = {
     "horizontalpodautoscalers": "V2HorizontalPodAutoscalerList",
     "events": "CoreV1EventList",
     "services": "V1ServiceList",
+    "networkpolicies": "V1NetworkPolicyList",
 }
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from triage.corpus import logs as L
 from triage.corpus.kube import SAFE, safe_hash, template_hash
-from triage.corpus.model import ConfigObj, Hpa, NodeInfo, Pod, Revision, Workload
+from triage.corpus.model import ConfigObj, Hpa, NodeInfo, Pod, PolicyObj, Revision, Workload
 from triage.corpus.units import sec
 
 if TYPE_CHECKING:
@@ -59,6 +59,24 @@ def populate(w: World) -> None:
     _coredns(w)
     for name in (w.entry, w.mids[0]):
         _hpa(w, w.workloads[name])
+    _policies(w)
+
+
+def _policies(w: World) -> None:
+    """Long-standing NetworkPolicies, as most namespaces have: unchanged, so never suspects.
+    Deterministic: the generator's random stream stays as it was."""
+    since = w.start - timedelta(days=90)
+    for name, selector, sources in (
+        ("allow-same-namespace", {}, [{"podSelector": {}}]),
+        (
+            f"{w.db}-ingress",
+            {"app": w.db},
+            [{"podSelector": {"matchLabels": {"app": m}}} for m in w.callers(w.db)],
+        ),
+    ):
+        w.policies[name] = PolicyObj(
+            name, w.ns, selector, since, since, w.gitops_manager, ingress_from=sources
+        )
 
 
 def _cluster_ip(w: World, name: str) -> str:

@@ -8,7 +8,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from triage.corpus.model import ConfigObj, Hpa, NodeInfo, Pod, Revision, Workload
+from triage.corpus.model import ConfigObj, Hpa, NodeInfo, Pod, PolicyObj, Revision, Workload
 
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes uses for generated names
 Obj = dict[str, Any]
@@ -659,6 +659,31 @@ def config_obj(c: ConfigObj, seed: str) -> Obj:
     else:
         obj["type"] = c.secret_type  # values are never recorded
     return obj
+
+
+def network_policy(p: PolicyObj, seed: str) -> Obj:
+    managed: list[Obj] = [
+        {
+            "manager": p.manager,
+            "operation": "Apply",
+            "apiVersion": "networking.k8s.io/v1",
+            "time": ts(p.changed),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:ingress": {}, "f:podSelector": {}, "f:policyTypes": {}}},
+        }
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(
+            "NetworkPolicy", p.name, p.namespace, p.created, seed, managedFields=managed
+        ),
+        "spec": {
+            "podSelector": {"matchLabels": p.selector} if p.selector else {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": p.ingress_from}] if p.ingress_from else [],
+        },
+    }
 
 
 def hpa(w: Workload, h: Hpa, now: datetime, seed: str) -> Obj:

@@ -114,6 +114,19 @@ class Workload:
 
 
 @dataclass
+class PolicyObj:
+    """A NetworkPolicy: which pods it selects and who may reach them."""
+
+    name: str
+    namespace: str
+    selector: dict[str, str]  # matchLabels; empty selects every pod in the namespace
+    created: datetime
+    changed: datetime
+    manager: str
+    ingress_from: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class ConfigObj:
     kind: str  # ConfigMap | Secret
     name: str

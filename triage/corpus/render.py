@@ -69,8 +69,17 @@ def kube_objects(w: World) -> KubeObjects:
     for c in w.configs.values():
         target = k.configmaps if c.kind == "ConfigMap" else k.secrets
         target.append(kube.config_obj(c, seed))
+    k.networkpolicies = [kube.network_policy(p, seed) for p in w.policies.values()]
     k.events = sorted(w.events, key=lambda e: (e["lastTimestamp"], e["metadata"]["name"]))
-    for kind in ("pods", "replicasets", "configmaps", "secrets", "services", "deployments"):
+    for kind in (
+        "pods",
+        "replicasets",
+        "configmaps",
+        "secrets",
+        "services",
+        "deployments",
+        "networkpolicies",
+    ):
         objs: list[dict[str, Any]] = k.of(kind)
         objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
     return k

@@ -13,7 +13,7 @@ from typing import Any
 from triage.corpus import logs as L
 from triage.corpus.cluster import populate
 from triage.corpus.kube import event
-from triage.corpus.model import ConfigObj, NodeInfo, Pod, Workload
+from triage.corpus.model import ConfigObj, NodeInfo, Pod, PolicyObj, Workload
 from triage.corpus.names import REGISTRIES, Domain, cluster
 from triage.corpus.units import MIN, cores, mib, sec
 
@@ -73,6 +73,7 @@ class World:
         self.workloads: dict[str, Workload] = {}
         self.edges: list[tuple[str, str]] = []
         self.configs: dict[str, ConfigObj] = {}
+        self.policies: dict[str, PolicyObj] = {}
         self.app_config: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.edge_fx: list[EdgeFx] = []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from triage.corpus import logs as L
 from triage.corpus.changes import crashloop, gitops_sync
 from triage.corpus.cluster import COREFILE
 from triage.corpus.faults._common import caller_logs, symptoms, upstream_5xx
 from triage.corpus.kube import template_hash
+from triage.corpus.model import PolicyObj
 from triage.corpus.world import World, mib, sec
 
 
@@ -303,6 +305,38 @@ def dns_failure(w: World, variant: int) -> None:
     )
 
 
+def _apply_policies(w: World, at: datetime, target: str, names: list[str]) -> None:
+    """The objects the sync applied: the faulty one admits only the team's namespaces to
+    ``target`` (its own callers are not among them); the others are harmless companions."""
+    for name in names:
+        if name == "allow-prometheus-scrape":
+            selector: dict[str, str] = {}
+            sources: list[dict[str, object]] = [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ]
+        elif name == "allow-ingress-controller":
+            selector = {"app": w.entry}
+            sources = [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+                    }
+                }
+            ]
+        else:
+            selector = {"app": target}
+            sources = [{"namespaceSelector": {"matchLabels": {"team": w.team}}}]
+        old = w.policies.get(name)
+        created = old.created if old else at
+        w.policies[name] = PolicyObj(
+            name, w.ns, selector, created, at, w.gitops_manager, ingress_from=sources
+        )
+
+
 def network_policy(w: World, variant: int) -> None:
     rng = w.rng
     mode = ("database", "cache", "service")[variant % 3]
@@ -326,6 +360,7 @@ def network_policy(w: World, variant: int) -> None:
             )
         )
     gitops_sync(w, t0, objects)
+    _apply_policies(w, t0, target, [n for _, _, n in objects])
     callers = w.callers(target)
     blocked = callers if rng.random() < 0.5 else callers[:1]
     ip, port = w.cluster_ips[target], w.ports[target]
