@@ -15,10 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -374,3 +376,21 @@ class Prometheus(_ServerProcess):
 
     def _ready(self) -> bool:
         return _http_status(f"{self.url}/-/ready") == 200
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """An ASGI app (a recorded API) on a free port in a thread, for the duration."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)

@@ -40,6 +40,23 @@ def series_text() -> str:
     for m in minutes:
         mem = 0.4 + (0.3 if m >= -5 else 0.0) + 0.001 * (m % 2)
         lines.append(f'container_memory_ratio{{namespace="shop",service="search"}} {mem} {_ts(m)}')
+    # Service-mesh call edges (Istio's labels): two callers fail calling cart, one is fine.
+    lines.append("# TYPE mesh_error_ratio gauge")
+    for caller, callee, fails in (
+        ("web", "cart", True),
+        ("checkout", "cart", True),
+        ("web", "search", False),
+    ):
+        for m in minutes:
+            err = 0.4 if fails and m >= -5 else 0.01 + 0.001 * (m % 3)
+            lines.append(
+                f'mesh_error_ratio{{namespace="shop",source_workload="{caller}",'
+                f'destination_workload="{callee}"}} {err} {_ts(m)}'
+            )
+    lines.append("# TYPE service_request_rate gauge")
+    for m in minutes:
+        rate = (200 if m >= -5 else 100) + m % 3
+        lines.append(f'service_request_rate{{namespace="shop",service="web"}} {rate} {_ts(m)}')
     return "\n".join(lines) + "\n# EOF\n"
 
 
@@ -97,3 +114,18 @@ async def test_golden_signals_outweigh_saturation_and_new_version_is_blamed(prom
     assert [(i.id, round(i.score, 4)) for i in files.items] == [
         (i.id, round(i.score, 4)) for i in live.items
     ]
+
+
+async def test_call_edges_speak_for_the_callee_and_traffic_is_only_load(prom: Prometheus):
+    async with httpx.AsyncClient() as client:
+        evidence = await MetricsCollector(PrometheusSource(prom.url, client)).collect(
+            incident(), WINDOW
+        )
+    assert evidence.edges == [("checkout", "cart"), ("web", "cart"), ("web", "search")]
+    by_subject = {(i.subject, i.kind): i for i in evidence.items}
+    calls = by_subject[("cart", "edge_shift")]
+    assert calls.related == ["checkout", "web"] and calls.score > 0.9
+    assert ("search", "edge_shift") not in by_subject
+    traffic = by_subject[("web", "traffic_shift")]
+    assert "service_request_rate of web moved up" in traffic.summary
+    assert ("web", "metric_shift") not in by_subject

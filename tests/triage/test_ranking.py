@@ -83,3 +83,128 @@ def test_a_lone_change_counts_less_than_a_corroborated_one():
         ],
     )
     assert lone[0].breakdown["change"] < corroborated[0].breakdown["change"]
+
+
+def edge_item(id: str, callee: str, callers: list[str], score: float = 1.0) -> EvidenceItem:
+    return EvidenceItem(
+        id=id, kind="edge_shift", summary=id, subject=callee, score=score, related=callers
+    )
+
+
+def metrics(*items: EvidenceItem, edges: list[tuple[str, str]] | None = None) -> Evidence:
+    return Evidence(collector="metrics", status="ok", items=list(items), edges=edges or [])
+
+
+def test_the_hurting_service_whose_own_calls_succeed_is_where_it_starts():
+    # web -> api -> cache: all three hurt, but only the cache's calls (none) are healthy.
+    evidence = [
+        metrics(
+            item("m-web", "metric_shift", "web", 1.0),
+            item("m-api", "metric_shift", "api", 1.0),
+            item("m-cache", "metric_shift", "cache", 1.0),
+            edge_item("e-api", "api", ["web"]),
+            edge_item("e-cache", "cache", ["api"]),
+            edges=[("web", "api"), ("api", "cache")],
+        )
+    ]
+    suspects = rank(incident("web"), evidence)
+    assert suspects[0].component == "cache"
+    assert "frontier" in suspects[0].breakdown
+    assert "frontier" not in next(s for s in suspects if s.component == "api").breakdown
+
+
+def test_calls_that_still_succeed_do_not_carry_the_damage_upstream():
+    # api's calls to thumbs are measured and fine: thumbs' own trouble does not explain api's.
+    evidence = [
+        metrics(
+            item("m-web", "metric_shift", "web", 1.0),
+            item("m-api", "metric_shift", "api", 1.0),
+            item("m-thumbs", "metric_shift", "thumbs", 1.0),
+            edge_item("e-api", "api", ["web"]),
+            edges=[("web", "api"), ("api", "thumbs")],
+        )
+    ]
+    suspects = rank(incident("web"), evidence)
+    assert suspects[0].component == "api"
+    assert "frontier" in suspects[0].breakdown
+
+
+def test_one_callers_failing_calls_do_not_make_the_callee_the_culprit():
+    # Only payments fails calling the database, right after payments' own config change:
+    # its client or credentials, not the database, which serves everyone else.
+    evidence = [
+        metrics(
+            item("m-payments", "metric_shift", "payments", 1.0),
+            edge_item("e-db", "db", ["payments"]),
+            edges=[("payments", "db"), ("ledger", "db")],
+        ),
+        Evidence(
+            collector="k8s",
+            status="ok",
+            items=[item("config-payments", "config_change", "payments", 0.8)],
+        ),
+    ]
+    suspects = rank(incident("payments"), evidence)
+    assert suspects[0].component == "payments"
+    assert "frontier" not in next(s for s in suspects if s.component == "db").breakdown
+
+
+def test_failing_calls_to_a_callee_that_changed_point_at_the_callee():
+    # ledger's calls to the database time out right after a NetworkPolicy on the database.
+    evidence = [
+        metrics(
+            item("m-ledger", "metric_shift", "ledger", 1.0),
+            edge_item("e-db", "db", ["ledger"]),
+            edges=[("ledger", "db")],
+        ),
+        Evidence(
+            collector="k8s",
+            status="ok",
+            items=[
+                item("netpol-db", "config_change", "db", 0.7),
+                item("logs-ledger", "log_pattern", "ledger", 0.65, "connection timeout expired"),
+            ],
+        ),
+    ]
+    without_policy = rank(incident("ledger"), evidence[:1])
+    suspects = rank(incident("ledger"), evidence)
+    assert without_policy[0].component == "ledger"
+    assert suspects[0].component == "db"
+
+
+def test_errors_that_spell_a_workload_with_underscores_still_name_it():
+    evidence = [
+        Evidence(
+            collector="logs",
+            status="ok",
+            items=[
+                item(
+                    "l-db",
+                    "log_pattern",
+                    "orders-db",
+                    0.7,
+                    'FATAL: password authentication failed for user "warehouse_api"',
+                ),
+                item("r-wh", "rollout", "warehouse-api", 0.8),
+                item("m-wh", "metric_shift", "warehouse-api", 0.9),
+            ],
+        )
+    ]
+    suspects = rank(incident("warehouse-api"), evidence)
+    warehouse = next(s for s in suspects if s.component == "warehouse-api")
+    assert suspects[0].component == "warehouse-api"
+    assert "blamed" in warehouse.breakdown and "l-db" in warehouse.evidence_ids
+
+
+def test_more_traffic_alone_does_not_corroborate_a_change():
+    def score(kind: str) -> float:
+        evidence = [
+            Evidence(
+                collector="k",
+                status="ok",
+                items=[item("r1", "rollout", "api", 0.8), item("m1", kind, "api", 0.7)],
+            )
+        ]
+        return rank(incident("web"), evidence)[0].breakdown["change"]
+
+    assert score("traffic_shift") == score("metric_shift") / 2

@@ -1,0 +1,260 @@
+"""The Kubernetes collector through the real `kubernetes` client, against recorded API objects
+served over HTTP: what it reports about changes, pods, events and nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kubernetes.client
+import pytest
+
+from collectors.base import EvidenceItem, TimeWindow
+from collectors.kubernetes import KubernetesCollector
+from collectors.sources import ApiKubeSource
+from tests.servers import serve_asgi
+from triage.kubefixture import kube_api_app
+from triage.models import AlertSnapshot, IncidentState
+from triage.scenarios import KubeObjects
+
+NS = "shop"
+ONSET = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+WINDOW = TimeWindow(
+    start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=1)
+)
+Obj = dict[str, Any]
+
+
+def stamp(minutes: float) -> str:
+    """A time relative to the onset, as the API server writes it."""
+    return (ONSET + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def meta(name: str, created: float = -10_000, **more: Any) -> Obj:
+    return {"name": name, "namespace": NS, "creationTimestamp": stamp(created), **more}
+
+
+def deployment(name: str) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(name, labels={"app": name}),
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": f"{name}:1"}]},
+            },
+        },
+    }
+
+
+def replicaset(deploy: str, revision: int, created: float, image: str, restarted: str = "") -> Obj:
+    annotations = {"kubectl.kubernetes.io/restartedAt": restarted} if restarted else {}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": meta(
+            f"{deploy}-{revision}",
+            created,
+            annotations={"deployment.kubernetes.io/revision": str(revision)},
+            ownerReferences=[{"kind": "Deployment", "name": deploy, "apiVersion": "apps/v1"}],
+        ),
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": deploy}, "annotations": annotations},
+                "spec": {"containers": [{"name": deploy, "image": image}]},
+            }
+        },
+    }
+
+
+def pod(name: str, app: str, node: str = "node-a", status: Obj | None = None) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(name, -60, labels={"app": app}),
+        "spec": {"nodeName": node, "containers": [{"name": app, "image": f"{app}:1"}]},
+        "status": status or {"phase": "Running"},
+    }
+
+
+def policy(name: str, selector: Obj, changed: float) -> Obj:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(
+            name,
+            managedFields=[
+                {"manager": "kustomize-controller", "operation": "Apply", "time": stamp(changed)}
+            ],
+        ),
+        "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": []},
+    }
+
+
+def node(name: str, ready: str, since: float) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "creationTimestamp": stamp(-100_000)},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": ready,
+                    "reason": "NodeStatusUnknown" if ready == "Unknown" else "KubeletReady",
+                    "lastTransitionTime": stamp(since),
+                }
+            ]
+        },
+    }
+
+
+def event(reason: str, pod_name: str, first: float, last: float, count: int = 1) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": meta(f"{pod_name}.{reason.lower()}", first),
+        "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": NS},
+        "reason": reason,
+        "message": f"{reason} happened",
+        "type": "Warning",
+        "firstTimestamp": stamp(first),
+        "lastTimestamp": stamp(last),
+        "count": count,
+    }
+
+
+def incident() -> IncidentState:
+    labels = {"alertname": "HighErrorRate", "namespace": NS, "service": "cart"}
+    return IncidentState(
+        incident_id="inc-1",
+        group_key="g",
+        status="firing",
+        first_seen=ONSET,
+        updated_at=ONSET,
+        common_labels=labels,
+        alerts={"f1": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
+    )
+
+
+@pytest.fixture
+def collect() -> Iterator[Any]:
+    """Serves the given objects and runs the collector over them through the real client."""
+    with ExitStack() as servers:
+
+        async def run(objects: KubeObjects) -> list[EvidenceItem]:
+            config = kubernetes.client.Configuration()
+            config.host = servers.enter_context(serve_asgi(kube_api_app(objects)))
+            with kubernetes.client.ApiClient(config) as api:
+                evidence = await KubernetesCollector(ApiKubeSource(api)).collect(incident(), WINDOW)
+            assert evidence.status in ("ok", "no_data"), evidence.error
+            return evidence.items
+
+        yield run
+
+
+def by_id(items: list[EvidenceItem], prefix: str) -> list[EvidenceItem]:
+    return [i for i in items if i.id.startswith(prefix)]
+
+
+async def test_a_new_network_policy_is_a_change_of_the_workloads_it_selects(collect):
+    objects = KubeObjects(
+        deployments=[deployment("cart"), deployment("redis"), deployment("web")],
+        networkpolicies=[
+            policy("redis-ingress", {"matchLabels": {"app": "redis"}}, changed=-4),
+            policy(
+                "web-and-cart",
+                {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "cart"]}]},
+                changed=-5,
+            ),
+            policy("allow-same-namespace", {}, changed=-3),
+            policy("old-policy", {"matchLabels": {"app": "redis"}}, changed=-60 * 24 * 30),
+        ],
+    )
+    items = by_id(await collect(objects), "netpol-")
+    found = {(i.subject, i.change) for i in items}
+    assert found == {
+        ("redis", "networkpolicy/redis-ingress"),
+        ("web", "networkpolicy/web-and-cart"),
+        ("cart", "networkpolicy/web-and-cart"),
+        ("networkpolicy/allow-same-namespace", "networkpolicy/allow-same-namespace"),
+    }
+    assert all(i.fault_hint == "network_policy" and i.kind == "config_change" for i in items)
+    scores = {i.subject: i.score for i in items}
+    # Namespace-wide: it concerns everyone and explains nobody in particular.
+    assert scores["networkpolicy/allow-same-namespace"] < scores["redis"] / 1.5
+
+
+async def test_a_restart_weighs_less_than_a_new_image_at_the_same_moment(collect):
+    objects = KubeObjects(
+        deployments=[deployment("cart"), deployment("web")],
+        replicasets=[
+            replicaset("cart", 1, -600, "cart:1"),
+            replicaset("cart", 2, -5, "cart:2"),
+            replicaset("web", 1, -600, "web:1"),
+            replicaset("web", 2, -5, "web:1", restarted=stamp(-5)),
+        ],
+    )
+    rollouts = {i.subject: i for i in by_id(await collect(objects), "rollout-")}
+    assert "image cart:1 -> cart:2" in rollouts["cart"].summary
+    assert "no pod template change" in rollouts["web"].summary
+    assert rollouts["web"].score == pytest.approx(rollouts["cart"].score / 2, rel=0.01)
+
+
+async def test_unschedulable_pods_are_a_scheduling_problem(collect):
+    pending = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient memory.",
+            }
+        ],
+    }
+    objects = KubeObjects(
+        deployments=[deployment("cart")],
+        pods=[pod("cart-1", "cart", node="", status=pending), pod("cart-2", "cart")],
+    )
+    (item,) = by_id(await collect(objects), "podstate-")
+    assert item.subject == "cart" and item.fault_hint == "scheduling"
+    assert "1 pod(s) of cart in Unschedulable" in item.summary
+
+
+async def test_a_node_that_stopped_reporting_is_named_by_its_pods_events(collect):
+    objects = KubeObjects(
+        nodes=[node("node-a", "True", -9000), node("node-b", "Unknown", -3)],
+        pods=[pod("cart-1", "cart", node="node-b")],
+        events=[
+            event("NodeNotReady", "cart-1", -3, -3),
+            # Its pod is gone already: the node that is unwell now is the one meant.
+            event("NodeNotReady", "web-7f9c-xk2p", -3, -3),
+        ],
+    )
+    items = await collect(objects)
+    (cond,) = by_id(items, "node-")
+    assert cond.subject == "node-b" and cond.fault_hint == "node_failure"
+    assert "Ready=Unknown" in cond.summary
+    events = {i.subject: i for i in by_id(items, "event-")}
+    assert events["cart"].detail == "node node-b"
+    assert events["web"].detail == "node node-b"
+
+
+async def test_a_repeating_event_counts_when_its_run_overlaps_the_window(collect):
+    objects = KubeObjects(
+        pods=[pod("cart-1", "cart"), pod("web-1", "web")],
+        events=[
+            # Began before the window closed, still repeating when the objects were read.
+            event("FailedScheduling", "cart-1", -2, 25, count=20),
+            # Over well before the window.
+            event("FailedScheduling", "web-1", -200, -190),
+        ],
+    )
+    events = by_id(await collect(objects), "event-")
+    assert [(i.subject, i.fault_hint) for i in events] == [("cart", "scheduling")]
+    assert "20x FailedScheduling" in events[0].summary
