@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -130,6 +131,21 @@ def template_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
 
 
 NO_CHANGE = "no pod template change"
+_SLOW = re.compile(r"deadline exceeded|timeout|timed out", re.IGNORECASE)
+_MISSING_SECRET = re.compile(r"\bsecrets? \"[^\"]+\" not found", re.IGNORECASE)
+_SECRETISH = re.compile(r"secret|password|token|credential", re.IGNORECASE)
+
+
+def rollout_hint(diff: list[str]) -> str:
+    """What kind of change a revision was, from what it changed."""
+    text = "\n".join(diff)
+    if "Probe changed" in text:
+        return "probe_misconfiguration"
+    if ": env " in text or "envFrom" in text or "volumes changed" in text:
+        return "secret_change" if _SECRETISH.search(text) else "config_change"
+    return "bad_rollout"
+
+
 # A restart or a scale runs the same code and configuration: a weaker suspect than a change.
 RESTART_FACTOR = 0.5
 
@@ -321,7 +337,7 @@ class KubernetesCollector:
                             timestamp=created,
                             score=change_score(created, window.onset)
                             * (RESTART_FACTOR if diff == [NO_CHANGE] else 1.0),
-                            fault_hint="bad_rollout",
+                            fault_hint=rollout_hint(diff),
                             change=f"deployment/{name} revision {rev}",
                         )
                     )
@@ -450,14 +466,16 @@ class KubernetesCollector:
                 and c.get("reason") == "Unschedulable"
             ]
             for cs in status.get("containerStatuses") or []:
-                waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
+                state = (cs.get("state") or {}).get("waiting") or {}
+                waiting = state.get("reason")
                 term = (cs.get("lastState") or {}).get("terminated") or {}
                 restarts = int(cs.get("restartCount") or 0)
-                found += [
-                    (reason, restarts, table[reason])
-                    for reason, table in ((waiting, _WAITING), (term.get("reason"), _TERMINATED))
-                    if reason in table
-                ]
+                for reason, table in ((waiting, _WAITING), (term.get("reason"), _TERMINATED)):
+                    if reason in table:
+                        score, hint = table[reason]
+                        if reason == waiting and _MISSING_SECRET.search(state.get("message", "")):
+                            hint = "secret_change"
+                        found.append((reason, restarts, (score, hint)))
             for reason, restarts, (base, hint) in found:
                 score = min(1.0, base + 0.02 * min(restarts, 5))
                 key = (svc, reason)
@@ -527,13 +545,16 @@ class KubernetesCollector:
                 continue
             obj = ev.get("involvedObject") or {}
             name = obj.get("name", "")
-            subject = pod_svc.get(name) or (
-                name if obj.get("kind") == "Node" else _strip_pod_suffix(name)
-            )
+            subject = pod_svc.get(name) or _event_subject(obj.get("kind", ""), name)
             grouped.setdefault((subject, ev.get("reason", "")), []).append(ev)
         items = []
         for (subject, reason), evs in sorted(grouped.items()):
             base, hint = _EVENTS.get(reason, (0.3, None))
+            message = evs[0].get("message", "")
+            if reason == "Unhealthy" and _SLOW.search(message):
+                hint = None  # a probe that times out says the app is slow, not why
+            elif _MISSING_SECRET.search(message):
+                hint = "secret_change"  # the kubelet names what the pod could not mount or read
             count = sum(int(e.get("count") or 1) for e in evs)
             # A pod's node trouble is the node's: name it, so the ranking can follow. The pod
             # may be gone already; then the nodes that are unwell now are the candidates.
@@ -609,8 +630,19 @@ class KubernetesCollector:
         return items
 
 
+def _event_subject(kind: str, name: str) -> str:
+    """The workload an event is about, from the object's name when the object is gone."""
+    if kind in ("Pod", ""):
+        return _strip_pod_suffix(name)
+    if kind == "ReplicaSet":  # <deployment>-<template hash>
+        return name.rsplit("-", 1)[0] if "-" in name else name
+    return name  # Deployment, StatefulSet, Node...
+
+
 def _strip_pod_suffix(name: str) -> str:
     parts = name.split("-")
+    if len(parts) > 1 and parts[-1].isdigit():  # a StatefulSet's pod: <name>-<ordinal>
+        return "-".join(parts[:-1])
     return "-".join(parts[:-2]) if len(parts) > 2 else name
 
 

@@ -197,6 +197,7 @@ class MetricsCollector:
                     f"(robust z={z:.1f}){_when(dep, onset)}",
                     detail=f"series {{{labels}}}",
                     subject=svc,
+                    fault_hint="cpu_throttling" if "throttl" in metric.lower() else None,
                     timestamp=datetime.fromtimestamp(dep, UTC) if dep else None,
                     score=round(score, 4),
                     points=s.points,

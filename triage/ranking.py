@@ -265,11 +265,27 @@ def _name_pattern(name: str) -> str:
     return rf"(?<![\w-]){body}(?![\w-])"
 
 
+# Hints that say something broke without saying how; a specific one on the same component wins,
+# and among specific ones the mechanism (DNS, OOM, a probe) wins over the trigger (a config).
+_GENERIC = ("bad_rollout", "crash_loop", "dependency_failure")
+_TRIGGERS = ("config_change", "secret_change")
+
+
 def _kind(best: list[EvidenceItem]) -> FaultKind:
+    """The fault kind its evidence names: the mechanism (OOM, probe, certificate...) rather
+    than the bare fact that a rollout happened or a pod crashed."""
     votes: dict[str, float] = defaultdict(float)
     for item in best:
         if item.fault_hint is not None and item.fault_hint in _KINDS:
-            votes[item.fault_hint] += item.score
+            votes[item.fault_hint] = max(votes[item.fault_hint], item.score)
+    specific = {k: v for k, v in votes.items() if k not in _GENERIC}
+    mechanism = {k: v for k, v in specific.items() if k not in _TRIGGERS}
+    if mechanism or specific:
+        votes = mechanism or specific
+    if not mechanism and "secret_change" in votes:
+        return "secret_change"  # a Secret is the narrower kind of configuration
+    elif "bad_rollout" in votes:
+        return "bad_rollout"  # a crash loop right after a rollout is the rollout's
     if not votes:
         return "unknown"
     return cast(FaultKind, max(sorted(votes), key=lambda k: votes[k]))

@@ -258,3 +258,58 @@ async def test_a_repeating_event_counts_when_its_run_overlaps_the_window(collect
     events = by_id(await collect(objects), "event-")
     assert [(i.subject, i.fault_hint) for i in events] == [("cart", "scheduling")]
     assert "20x FailedScheduling" in events[0].summary
+
+
+async def test_a_rollout_says_what_kind_of_change_it_was(collect):
+    def revision(deploy: str, number: int, created: float, container: Obj) -> Obj:
+        rs = replicaset(deploy, number, created, "x:1")
+        rs["spec"]["template"]["spec"]["containers"] = [container]
+        return rs
+
+    base = {"name": "c", "image": "x:1"}
+    changes = {
+        "image": ({**base, "image": "x:2"}, "bad_rollout"),
+        "probe": (
+            {**base, "readinessProbe": {"httpGet": {"path": "/ready"}}},
+            "probe_misconfiguration",
+        ),
+        "env": ({**base, "env": [{"name": "LOG_LEVEL", "value": "debug"}]}, "config_change"),
+        "secret": (
+            {**base, "env": [{"name": "DB_PASSWORD_SECRET", "value": "v2"}]},
+            "secret_change",
+        ),
+    }
+    objects = KubeObjects(
+        deployments=[deployment(name) for name in changes],
+        replicasets=[
+            rs
+            for name, (container, _) in changes.items()
+            for rs in (revision(name, 1, -600, base), revision(name, 2, -5, container))
+        ],
+    )
+    hints = {i.subject: i.fault_hint for i in by_id(await collect(objects), "rollout-")}
+    assert hints == {name: hint for name, (_, hint) in changes.items()}
+
+
+async def test_event_hints_follow_what_the_message_says(collect):
+    timeout = event("Unhealthy", "cart-1", -3, -1, count=5)
+    timeout["message"] = (
+        'Readiness probe failed: Get "http://10.0.0.1/ready": context deadline exceeded'
+    )
+    refused = event("Unhealthy", "web-1", -3, -1, count=5)
+    refused["message"] = "Readiness probe failed: HTTP probe failed with statuscode: 404"
+    missing = event("Failed", "pay-1", -3, -1)
+    missing["message"] = 'Error: secret "pay-db-credentials" not found'
+    quota = event("FailedCreate", "search-index-7c9f8d", -3, -1)
+    quota["involvedObject"] = {"kind": "ReplicaSet", "name": "search-index-7c9f8d", "namespace": NS}
+    quota["message"] = 'pods "search-index-7c9f8d-x2" is forbidden: exceeded quota: team-quota'
+    db = event("BackOff", "orders-db-0", -3, -1)
+    objects = KubeObjects(events=[timeout, refused, missing, quota, db])
+    hints = {i.subject: i.fault_hint for i in by_id(await collect(objects), "event-")}
+    assert hints == {
+        "cart": None,  # a probe that times out says the app is slow, not that the probe is wrong
+        "web": "probe_misconfiguration",
+        "pay": "secret_change",
+        "search-index": "scheduling",  # the ReplicaSet's Deployment, not a mangled name
+        "orders-db": "crash_loop",  # a StatefulSet's pod: <name>-<ordinal>
+    }

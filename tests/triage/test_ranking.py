@@ -208,3 +208,27 @@ def test_more_traffic_alone_does_not_corroborate_a_change():
         return rank(incident("web"), evidence)[0].breakdown["change"]
 
     assert score("traffic_shift") == score("metric_shift") / 2
+
+
+def hinted(id: str, kind: str, subject: str, score: float, hint: str) -> EvidenceItem:
+    return EvidenceItem(id=id, kind=kind, summary=id, subject=subject, score=score, fault_hint=hint)
+
+
+def kind_of(*items: EvidenceItem) -> str:
+    suspects = rank(incident("api"), [Evidence(collector="k", status="ok", items=list(items))])
+    return suspects[0].kind
+
+
+def test_the_kind_names_the_mechanism_not_the_bare_rollout():
+    rollout = hinted("r", "rollout", "api", 0.9, "bad_rollout")
+    oom = hinted("p", "pod_state", "api", 0.6, "resource_exhaustion")
+    crash = hinted("c", "pod_state", "api", 0.8, "crash_loop")
+    config = hinted("cfg", "config_change", "api", 0.9, "config_change")
+    dns = hinted("l", "log_pattern", "api", 0.5, "dns_failure")
+    secret = hinted("s", "k8s_event", "api", 0.5, "secret_change")
+    assert kind_of(rollout, oom) == "resource_exhaustion"
+    assert kind_of(rollout, crash) == "bad_rollout"  # it crashes because of the rollout
+    assert kind_of(crash) == "crash_loop"
+    assert kind_of(config, dns) == "dns_failure"  # the config was the trigger, DNS what broke
+    assert kind_of(config, secret) == "secret_change"
+    assert kind_of(item("m", "metric_shift", "api", 0.9)) == "unknown"
