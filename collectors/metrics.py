@@ -69,6 +69,29 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
     return labels.get("service") or (edge[1] if edge else "") or labels.get("job") or ""
 
 
+# Alert labels that name a workload, as Prometheus and kube-state-metrics spell them.
+WORKLOAD_LABELS = ("service", "deployment", "statefulset", "daemonset", "job", "app", "container")
+
+
+def expand(template: str, incident: IncidentState) -> list[tuple[str, str]]:
+    """A golden-signal template, once per alert namespace (``$namespace``) or, when it names
+    ``$workload``, once per workload the alerts name, with its namespace."""
+    targets: set[tuple[str, str]] = set()
+    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
+        ns = labels.get("namespace") or incident.common_labels.get("namespace")
+        if not ns:
+            continue
+        names = [labels[k] for k in WORKLOAD_LABELS if labels.get(k)]
+        targets.update((ns, n) for n in names or [""])
+    if "$workload" in template:
+        return sorted(
+            (template.replace("$namespace", ns).replace("$workload", wl), wl)
+            for ns, wl in targets
+            if wl
+        )
+    return sorted({(template.replace("$namespace", ns), "") for ns, _ in targets})
+
+
 def worse_direction(metric: str) -> int:
     return -1 if any(w in metric.lower() for w in _LOWER_IS_WORSE) else 1
 
@@ -109,25 +132,23 @@ class MetricsCollector:
 
     async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
         started = time.monotonic()
-        namespaces = sorted(
-            {
-                ns
-                for labels in [
-                    incident.common_labels,
-                    *(a.labels for a in incident.alerts.values()),
-                ]
-                if (ns := labels.get("namespace"))
-            }
-        )
-        queries = [s.replace("$namespace", ns) for s in self._selectors for ns in namespaces]
+        # (query, the workload it was asked about, if any)
+        queries = [(q, wl) for template in self._selectors for q, wl in expand(template, incident)]
         queries += sorted(
-            {e for a in incident.alerts.values() if (e := expr_from_generator_url(a.generator_url))}
+            {
+                (e, "")
+                for a in incident.alerts.values()
+                if (e := expr_from_generator_url(a.generator_url))
+            }
         )
         series: dict[tuple[tuple[str, str], ...], Series] = {}
         errors = []
-        for q in queries:
+        for q, workload in queries:
             try:
                 for s in await self._source.query_range(q, window.start, window.end, self._step):
+                    if workload and not subject_of(s.labels, s.labels.get("__name__", "")):
+                        # An aggregation dropped the labels; the query said whose it is.
+                        s = s.model_copy(update={"labels": {**s.labels, "service": workload}})
                     series.setdefault(tuple(sorted(s.labels.items())), s)
             except CollectorError as exc:
                 errors.append(str(exc))

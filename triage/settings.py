@@ -92,7 +92,8 @@ class PrometheusSettings(BaseModel):
     timeout_s: float = Field(5, gt=0, description="Per HTTP request")
     queries: list[str] = Field(
         default_factory=lambda: ['{namespace="$namespace"}'],
-        description="JSON list of PromQL (golden signals) run per alert namespace ($namespace); "
+        description="JSON list of PromQL (golden signals) run per alert namespace ($namespace), "
+        "or per workload the alert names ($workload, with its $namespace); "
         "the alert's own expression is always added",
     )
 

@@ -98,6 +98,23 @@ async def test_configured_promql_is_run_per_namespace(prom: Prometheus, monkeypa
     assert shifts[0].score > 0.6 and shifts[0].points
 
 
+async def test_workload_templates_run_for_the_alerting_workload(prom: Prometheus, monkeypatch):
+    # An aggregation keeps no labels at all: the template said whose series it is.
+    monkeypatch.setenv(
+        "TRIAGE_PROMETHEUS_QUERIES",
+        '["max(http_errors_ratio{namespace=\\"$namespace\\",service=\\"$workload\\"})",'
+        ' "max(container_memory_ratio{namespace=\\"$namespace\\",service=\\"$workload\\"})"]',
+    )
+    queries = tuple(Settings().prometheus.queries)
+    async with httpx.AsyncClient() as client:
+        collector = MetricsCollector(PrometheusSource(prom.url, client), selectors=queries)
+        evidence = await collector.collect(incident(), WINDOW)
+    assert evidence.status == "ok", evidence.error
+    shifts = [i for i in evidence.items if i.kind == "metric_shift"]
+    # The memory series belongs to search, which the alert does not name: never asked for.
+    assert [(i.subject, i.summary.split(" of ")[0]) for i in shifts] == [("cart", "query result")]
+
+
 async def test_golden_signals_outweigh_saturation_and_new_version_is_blamed(prom: Prometheus):
     async with httpx.AsyncClient() as client:
         live = await MetricsCollector(PrometheusSource(prom.url, client)).collect(
