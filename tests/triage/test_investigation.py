@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from collectors.base import Collector, Evidence, EvidenceItem, TimeWindow
-from collectors.prometheus import PrometheusCollector
+from collectors.metrics import MetricsCollector
 from collectors.scenario import ScenarioCollector, ScenarioFile
+from collectors.sources import PrometheusSource
 from tests.servers import free_port
 from triage.analysis import HeuristicAnalyzer
 from triage.investigation import Investigator
@@ -105,20 +106,20 @@ async def test_the_total_deadline_caps_a_longer_collector_deadline():
 
 async def test_unreachable_prometheus_is_an_error_and_the_investigation_completes():
     async with httpx.AsyncClient() as client:
-        prom = PrometheusCollector(f"http://127.0.0.1:{free_port()}", client)
+        prom = MetricsCollector(PrometheusSource(f"http://127.0.0.1:{free_port()}", client))
         inv = investigator(prom, scenario("rollout-14"))
         state = incident()
         evidence = await inv.collect(state)
         rca = await HeuristicAnalyzer().analyze(state, evidence)
 
     assert [(e.collector, e.status) for e in evidence] == [
-        ("prometheus", "error"),
+        ("metrics", "error"),
         ("scenario", "ok"),
     ]
     assert evidence[0].error
     assert rca.evidence_ids == ["rollout-14"]
     assert rca.root_cause.component == "checkoutservice"
-    assert any("prometheus" in q for q in rca.open_questions)
+    assert any("metrics" in q for q in rca.open_questions)
 
 
 async def test_a_collector_that_raises_becomes_an_error_and_the_others_are_unaffected():
@@ -134,7 +135,7 @@ async def test_a_collector_that_raises_becomes_an_error_and_the_others_are_unaff
 async def test_every_collector_is_timed_with_its_status():
     metrics = Metrics()
     async with httpx.AsyncClient() as client:
-        prom = PrometheusCollector(f"http://127.0.0.1:{free_port()}", client)
+        prom = MetricsCollector(PrometheusSource(f"http://127.0.0.1:{free_port()}", client))
         collectors: list[Collector] = [prom, Exploding(), scenario("rollout-14")]
         settings = InvestigationSettings(collector_deadline_s=5, total_deadline_s=10)
         await Investigator(collectors, settings, metrics).collect(incident())
@@ -144,7 +145,7 @@ async def test_every_collector_is_timed_with_its_status():
             "triage_collector_seconds_count", {"collector": collector, "status": status}
         )
 
-    assert count("prometheus", "error") == 1
+    assert count("metrics", "error") == 1
     assert count("exploding", "error") == 1
     assert count("scenario", "ok") == 1
     assert count("scenario", "error") is None
