@@ -53,7 +53,13 @@ class ScenarioCollector:
         if not chosen:
             return Evidence(collector=self.name, status="no_data")
         await asyncio.sleep(max(s.delay_s for s in chosen))
-        items = [i for s in chosen for i in s.evidence]
+        # Evidence stamped after the window has not happened yet, as far as this look knows.
+        items = [
+            i
+            for s in chosen
+            for i in s.evidence
+            if i.timestamp is None or i.timestamp <= window.end
+        ]
         return Evidence(
             collector=self.name,
             status="ok" if items else "no_data",

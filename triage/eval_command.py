@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ def add_parser(sub: Any) -> None:
         help="report folder (default: eval-results/<name of PATH>)",
     )
     p.add_argument("--seed", type=int, default=7, help="generate-corpus: random seed")
+    p.add_argument(
+        "--delay",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="investigate this long after the first alert's start (default 60: the first "
+        "draft; a follow-up investigation runs later, see TRIAGE_INCIDENTS_FOLLOW_UP_S)",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -53,6 +62,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit("usage: triage eval PATH [--analyzer ...] [--backend ...]")
     from triage.evaluation import run_eval
 
+    if args.delay < 0:
+        raise SystemExit("--delay must be 0 or more seconds")
     path = Path(target[0])
     out = args.out or Path("eval-results") / path.resolve().name
     report = run_eval(
@@ -62,6 +73,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         backend=args.backend,
         settings=settings.investigation,
         config=settings,
+        delay=timedelta(seconds=args.delay),
     )
     o = report["summary"]["overall"]
     print(

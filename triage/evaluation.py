@@ -59,10 +59,11 @@ def incident_of(scenario: Scenario) -> IncidentState:
     return state
 
 
-def investigated_at(scenario: Scenario) -> Any:
-    """When the investigation ran: just after the first notification of the incident."""
+def investigated_at(scenario: Scenario, delay: timedelta = NOTIFY_DELAY) -> Any:
+    """When the investigation ran: ``delay`` after the first alert of the incident; by default
+    just after its first notification (a follow-up investigation runs later)."""
     first = incident_webhooks(scenario)[0]
-    return max(a.startsAt for a in first.alerts) + NOTIFY_DELAY
+    return max(a.startsAt for a in first.alerts) + delay
 
 
 @contextlib.asynccontextmanager
@@ -95,10 +96,11 @@ async def investigate(
     collectors: list[Collector],
     analyzer: Analyzer,
     settings: InvestigationSettings,
+    delay: timedelta = NOTIFY_DELAY,
 ) -> RCA:
     incident = incident_of(scenario)
     investigator = Investigator(collectors, settings, Metrics())
-    evidence = await investigator.collect(incident, now=investigated_at(scenario))
+    evidence = await investigator.collect(incident, now=investigated_at(scenario, delay))
     return await analyzer.analyze(incident, evidence)
 
 
@@ -120,6 +122,7 @@ async def evaluate_one(
     backend: Backend,
     settings: InvestigationSettings,
     config: Settings | None = None,
+    delay: timedelta = NOTIFY_DELAY,
 ) -> CaseResult:
     scenario = load_scenario(path)
     truth = load_truth(path)  # scorer-side only; nothing below hands it to the analysis
@@ -130,7 +133,7 @@ async def evaluate_one(
     try:
         async with sources(scenario, backend) as (kube, metrics):
             collectors = standard_collectors(kube, metrics)
-            rca = await investigate(scenario, collectors, analyzer, settings)
+            rca = await investigate(scenario, collectors, analyzer, settings, delay)
         valid = _schema_valid(rca)
         ranking = [s.component for s in rca.suspects] or [rca.root_cause.component]
         kind = rca.root_cause.kind
@@ -171,6 +174,7 @@ def run_eval(
     backend: Backend = "files",
     settings: InvestigationSettings | None = None,
     config: Settings | None = None,
+    delay: timedelta = NOTIFY_DELAY,
 ) -> dict[str, Any]:
     """Validates every scenario first (a malformed one stops the run, naming file and field),
     then evaluates them in a stable order. ``config``: the LLM analyzer's gateway settings."""
@@ -183,11 +187,12 @@ def run_eval(
     cfg = settings or (config.investigation if config else InvestigationSettings())
     results = []
     for d in tqdm(dirs, desc="eval", unit="case", file=sys.stderr, disable=None):
-        results.append(asyncio.run(evaluate_one(d, analyzer, backend, cfg, config)))
+        results.append(asyncio.run(evaluate_one(d, analyzer, backend, cfg, config, delay)))
     summary = summarize(results)
     report = {
         "analyzer": analyzer,
         "backend": backend,
+        "delay_s": delay.total_seconds(),
         "summary": summary,
         "cases": [r.model_dump(exclude={"wall_s"}) for r in results],
     }
@@ -212,6 +217,9 @@ def markdown(report: dict[str, Any]) -> str:
     o = s["overall"]
     lines = [
         f"# triage eval: {report['analyzer']} analyzer, {report['backend']} backend",
+        "",
+        f"Investigated {report.get('delay_s', 60):.0f} s after the first alert's start; "
+        "data after that moment is not read.",
         "",
         f"{o['cases']} cases. AC@1 **{o['ac@1']:.3f}**, AC@3 **{o['ac@3']:.3f}**, "
         f"Avg@5 {o['avg@5']:.3f}, mean rank {o['mean_rank']:.2f} "

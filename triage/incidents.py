@@ -82,6 +82,12 @@ def apply_notification(
             # New alerts joined: one re-investigation once the group has settled.
             new.requested_revision += 1
             new.investigate_after = now + timedelta(seconds=debounce_s)
+        elif newly_firing and state.follow_up_revision == state.requested_revision:
+            # The pending follow-up becomes this re-investigation: not minutes later, and its
+            # draft is always delivered.
+            settled = now + timedelta(seconds=debounce_s)
+            new.investigate_after = min(state.investigate_after or settled, settled)
+            new.follow_up_revision = 0
     elif state.status == "firing":
         new.status = "resolved"
         new.resolved_at = now
@@ -124,7 +130,11 @@ class IncidentStage:
                 incident_id=state.incident_id,
                 revision=rev,
                 not_before=state.investigate_after or state.updated_at,
-                reason="new incident" if rev == 1 else "incident changed",
+                reason="new incident"
+                if rev == 1
+                else "follow-up"
+                if rev == state.follow_up_revision
+                else "incident changed",
             )
             await self._bus.publish_model(
                 subjects.investigate, request, f"{state.incident_id}.investigate.{rev}"

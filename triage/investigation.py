@@ -53,7 +53,7 @@ class Investigator:
         return TimeWindow(
             start=onset - timedelta(seconds=self._settings.lookback_s),
             onset=onset,
-            end=max(end, onset + timedelta(seconds=60)),
+            end=max(end, onset + timedelta(seconds=1)),  # clocks may disagree a little
         )
 
     async def collect(self, incident: IncidentState, now: datetime | None = None) -> list[Evidence]:
@@ -128,6 +128,10 @@ class InvestigationStage:
                 rca = await self._analyzer.analyze(claimed, evidence)
         finally:
             beating.cancel()
+        cause = f"{rca.root_cause.component}|{rca.root_cause.kind}"
+        if request.revision == claimed.follow_up_revision and cause == claimed.last_cause:
+            # The later data says what the draft already says: nothing new for the thread.
+            return await self._finish(request, claimed, None, started, "confirmed")
         delivery = DeliveryRequest(
             kind="draft",
             incident_id=claimed.incident_id,
@@ -152,6 +156,7 @@ class InvestigationStage:
             annotations=attachments.alert_annotations(claimed),
             links=attachments.links(claimed),
             series=attachments.series(evidence, claimed.onset()),
+            reason=request.reason,
         )
         # Publish before recording: if we die in between, the redelivered request repeats the
         # work and JetStream drops the second draft by its id.
@@ -160,14 +165,32 @@ class InvestigationStage:
             delivery,
             f"{claimed.incident_id}.draft.{request.revision}",
         )
+        log.info("investigated", confidence=rca.confidence, cause=rca.root_cause.component)
+        return await self._finish(request, claimed, cause, started, "investigated")
+
+    async def _finish(
+        self,
+        request: InvestigationRequest,
+        claimed: IncidentState,
+        cause: str | None,
+        started: float,
+        outcome: str,
+    ) -> str:
+        follow_up = self._settings.follow_up_s
+        # Data after the alert keeps arriving: look again once there is some, if that is
+        # still ahead (a late first investigation already saw it).
+        at = claimed.onset() + timedelta(seconds=follow_up) if follow_up else None
+        if at is not None and at <= utcnow():
+            at = None  # a late first look already saw that data
         state = await self._bus.mutate_incident(
-            request.incident_id, lambda s: _finish(s, request.revision, self._me)
+            request.incident_id, lambda s: _finish(s, request.revision, self._me, cause, at)
         )
         if state is not None:
             await self._incidents.publish_owed(state)
         self._metrics.stage_duration.labels("investigation").observe(time.monotonic() - started)
-        log.info("investigated", confidence=rca.confidence, cause=rca.root_cause.component)
-        return "investigated"
+        if outcome == "confirmed":
+            log.info("follow_up_confirmed", cause=claimed.last_cause)
+        return outcome
 
     async def _claim(self, request: InvestigationRequest) -> IncidentState | None:
         now = utcnow()
@@ -213,12 +236,30 @@ class InvestigationStage:
         return state
 
 
-def _finish(state: IncidentState | None, revision: int, me: str) -> IncidentState | None:
+def _finish(
+    state: IncidentState | None,
+    revision: int,
+    me: str,
+    cause: str | None,
+    follow_up_at: datetime | None,
+) -> IncidentState | None:
     if state is None:
         return None
     state.investigated_revision = max(state.investigated_revision, revision)
+    if cause is not None:
+        state.last_cause = cause
     if state.claim is not None and state.claim.worker == me:
         state.claim = None
+    if (
+        follow_up_at is not None
+        and state.status == "firing"
+        and state.follow_up_episode < state.episode
+        and state.requested_revision == revision
+    ):
+        state.requested_revision += 1
+        state.follow_up_revision = state.requested_revision
+        state.follow_up_episode = state.episode
+        state.investigate_after = follow_up_at
     state.updated_at = utcnow()
     return state
 

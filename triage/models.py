@@ -136,6 +136,9 @@ class IncidentState(BaseModel):
     resolved_at: datetime | None = None
     deliveries: list[DeliveryRef] = Field(default_factory=list)
     feedback: Feedback | None = Field(None, description="First verdict on the latest draft")
+    follow_up_episode: int = Field(0, description="Last episode a follow-up was scheduled for")
+    follow_up_revision: int = Field(0, description="The revision that is that follow-up")
+    last_cause: str = Field("", description="component|kind of the last delivered draft")
 
     def firing(self) -> dict[str, AlertSnapshot]:
         return {fp: a for fp, a in self.alerts.items() if a.status == "firing"}
@@ -281,6 +284,7 @@ class DeliveryRequest(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list, description="Graphs and runbooks of alerts")
     series: MetricSeries | None = None
+    reason: str = Field("", description="Why this revision was investigated")
 
 
 class DeadLetter(BaseModel):

@@ -61,6 +61,12 @@ class InvestigationSettings(BaseModel):
     collector_deadline_s: float = Field(10, gt=0, description="Each collector")
     lookback_s: float = Field(1800, gt=0, description="Baseline window before the onset")
     after_s: float = Field(600, gt=0, description="Incident window after the onset")
+    follow_up_s: float = Field(
+        300,
+        ge=0,
+        description="Investigate again this long after the onset, with the data that arrived "
+        "since; the thread gets the new draft only if the cause changed (0 = never)",
+    )
     scenario_dir: Path | None = Field(None, description="Scenario files for the demo and tests")
     cache_ttl_s: float = Field(
         30, ge=0, description="Same query from several incidents answered once within this time"

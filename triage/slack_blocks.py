@@ -176,7 +176,13 @@ def draft_blocks(
 ) -> list[Block]:
     rca = request.rca
     icon = SEVERITY_ICON.get(request.severity.lower(), ":white_circle:")
-    prefix = f"Re-investigated (revision {request.revision}) · " if reply else ""
+    prefix = (
+        ""
+        if not reply
+        else f"Follow-up with later data (revision {request.revision}) · "
+        if request.reason == "follow-up"
+        else f"Re-investigated (revision {request.revision}) · "
+    )
     head: list[Block] = [header(f"{prefix}{headline(request)}")]
     if mentions:
         head.append(section(mention_line(mentions, route)))

@@ -8,9 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from collectors.standard import standard_collectors
+from triage.evaluation import incident_of, investigated_at, sources
+from triage.investigation import Investigator
+from triage.metrics import Metrics
+from triage.scenarios import load_scenario
+from triage.settings import InvestigationSettings
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "scenarios" / "k8s-faults"
@@ -75,3 +83,29 @@ def test_generate_corpus_matches_the_committed_one(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     made = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert made == sorted(p.name for p in CORPUS.iterdir())
+
+
+async def test_a_later_look_reads_later_data_and_never_past_its_moment():
+    scenario = load_scenario(CORPUS / "k8s-004")
+    last_point = {}
+    for delay in (60, 300):
+        at = investigated_at(scenario, timedelta(seconds=delay))
+        async with sources(scenario, "files") as (kube, metrics):
+            investigator = Investigator(
+                standard_collectors(kube, metrics), InvestigationSettings(), Metrics()
+            )
+            evidence = await investigator.collect(incident_of(scenario), now=at)
+        points = [t for e in evidence for i in e.items for t, _ in i.points]
+        assert points and max(points) <= at.timestamp()
+        last_point[delay] = max(points)
+    assert last_point[300] - last_point[60] >= 180
+
+
+def test_the_report_says_when_the_investigation_looked(three_scenarios: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    proc = eval_cli(str(three_scenarios), "--delay", "300", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Investigated 300 s after the first alert's start" in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["delay_s"] == 300
+    proc = eval_cli(str(three_scenarios), "--delay", "-1", cwd=tmp_path)
+    assert proc.returncode != 0 and "--delay must be 0 or more seconds" in proc.stderr

@@ -102,3 +102,21 @@ def test_onset_is_set_by_the_most_severe_alerts_not_an_old_minor_one():
     assert state.onset() == NOW - timedelta(minutes=4)
     only_minor = first(old_minor)
     assert only_minor.onset() == NOW - timedelta(hours=3)
+
+
+def test_alerts_joining_during_a_pending_follow_up_are_looked_at_without_waiting_for_it():
+    state = first(alert("A", service="a"))
+    # Investigated; a follow-up is scheduled five minutes out (as the investigation stage does).
+    state.investigated_revision = 1
+    state.requested_revision = state.follow_up_revision = 2
+    state.follow_up_episode = 1
+    state.investigate_after = NOW + timedelta(minutes=5)
+    later = NOW + timedelta(seconds=40)
+    grown = apply_notification(
+        state, hook(alert("A", service="a"), alert("A", service="b")), later, 30
+    )
+    assert grown is not None
+    # The same pending revision, due once the group settles, and no longer a silent follow-up.
+    assert grown.requested_revision == 2
+    assert grown.investigate_after == later + timedelta(seconds=30)
+    assert grown.follow_up_revision == 0

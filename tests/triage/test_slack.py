@@ -103,13 +103,15 @@ async def test_later_drafts_go_into_the_thread_and_the_resolve_updates_the_paren
     s = sink(slack_api, session)
     ref = await s.send(draft(revision=1), route(), None)
     ref = await s.send(draft(revision=2), route(), ref)
+    ref = await s.send(draft(revision=3, reason="follow-up"), route(), ref)
     ref = await s.send(resolve(), route(), ref)
 
     [parent] = slack_api.top_level("#cart-oncall")
     replies = slack_api.replies(parent)
-    assert len(replies) == 2
+    assert len(replies) == 3
     assert replies[0].blocks[0]["text"]["text"].startswith("Re-investigated (revision 2)")
-    assert "*Resolved*" in all_text(replies[1].blocks)[0]
+    assert replies[1].blocks[0]["text"]["text"].startswith("Follow-up with later data (revision 3)")
+    assert "*Resolved*" in all_text(replies[2].blocks)[0]
     # The parent now says it is resolved, and still carries the cause and the buttons.
     assert parent.edits == 1
     assert parent.blocks[0]["text"]["text"].startswith("RESOLVED · CRITICAL · cartservice")
