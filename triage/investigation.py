@@ -19,6 +19,7 @@ from triage.bus import Bus
 from triage.errors import NotReady
 from triage.incidents import IncidentStage, title_of
 from triage.metrics import Metrics
+from triage.ranking import rank
 from triage.models import (
     Claim,
     CollectorReport,
@@ -125,11 +126,15 @@ class InvestigationStage:
         try:
             async with asyncio.timeout(self._settings.total_deadline_s + 5):
                 evidence = await self._investigator.collect(claimed)
+                follow_up = request.revision == claimed.follow_up_revision
+                if follow_up and _still_points_at(claimed, evidence):
+                    # Same suspect on top: spare the gateway an analysis that adds nothing.
+                    return await self._finish(request, claimed, None, started, "confirmed")
                 rca = await self._analyzer.analyze(claimed, evidence)
         finally:
             beating.cancel()
         cause = f"{rca.root_cause.component}|{rca.root_cause.kind}"
-        if request.revision == claimed.follow_up_revision and cause == claimed.last_cause:
+        if follow_up and cause == claimed.last_cause:
             # The later data says what the draft already says: nothing new for the thread.
             return await self._finish(request, claimed, None, started, "confirmed")
         delivery = DeliveryRequest(
@@ -234,6 +239,12 @@ class InvestigationStage:
             log.info("investigation_skipped", why=outcome)
             return None
         return state
+
+
+def _still_points_at(incident: IncidentState, evidence: list[Evidence]) -> bool:
+    """Whether the ranking's top suspect is the component the delivered draft blamed."""
+    top = rank(incident, evidence, limit=1)
+    return bool(top) and top[0].component == incident.last_cause.split("|")[0]
 
 
 def _finish(

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from collectors.base import Evidence
 from tests.conftest import make_settings, serve, wait_for
 from tests.payloads import alert, webhook
 from tests.servers import NatsServer
-from triage.models import incident_id_for
+from triage.analysis import HeuristicAnalyzer
+from triage.models import RCA, IncidentState, incident_id_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +59,25 @@ def scenario(tmp_path: Path, onset: datetime, *, late_evidence: bool) -> Path:
     return directory
 
 
+class CountingAnalyzer(HeuristicAnalyzer):
+    """The default analyzer, counting its analyses: each would be a gateway call with an LLM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def analyze(self, incident: IncidentState, evidence: list[Evidence]) -> RCA:
+        self.calls += 1
+        return await super().analyze(incident, evidence)
+
+
 async def run(
-    nats_server: NatsServer, tmp_path: Path, *, late_evidence: bool, follow_up_s: float
+    nats_server: NatsServer,
+    tmp_path: Path,
+    *,
+    late_evidence: bool,
+    follow_up_s: float,
+    analyzer: CountingAnalyzer | None = None,
 ) -> tuple[Any, str]:
     onset = datetime.now(UTC)
     settings = make_settings(
@@ -70,7 +89,7 @@ async def run(
     )
     body = webhook([alert(started=onset)])
     incident = incident_id_for(body["groupKey"])
-    app_cm = serve(settings, nats_server.url)
+    app_cm = serve(settings, nats_server.url, analyzer=analyzer)
     app = await app_cm.__aenter__()
     async with app.client() as client:
         assert (await client.post("/api/v1/alertmanager", json=body)).status_code == 200
@@ -100,7 +119,10 @@ async def test_a_follow_up_that_changes_the_answer_is_posted_in_the_thread(
 async def test_a_follow_up_that_confirms_the_draft_stays_quiet(
     nats_server: NatsServer, tmp_path: Path
 ):
-    (app_cm, app), incident = await run(nats_server, tmp_path, late_evidence=False, follow_up_s=8)
+    analyzer = CountingAnalyzer()
+    (app_cm, app), incident = await run(
+        nats_server, tmp_path, late_evidence=False, follow_up_s=8, analyzer=analyzer
+    )
     try:
         await wait_for(app.drafts)
 
@@ -115,5 +137,7 @@ async def test_a_follow_up_that_confirms_the_draft_stays_quiet(
         await asyncio.sleep(1)
         assert len(app.drafts()) == 1  # one follow-up per episode, and it said nothing new
         assert state.requested_revision == 2
+        # The ranking still pointed at the same suspect: no second analysis was paid for.
+        assert analyzer.calls == 1
     finally:
         await app_cm.__aexit__(None, None, None)
