@@ -326,16 +326,20 @@ def _broker(
 
             await settle(msg, "incidents", AlertNotification, work, bus, metrics)
 
-        async def on_investigate(msg: NatsMessage) -> None:
-            async def work(req: InvestigationRequest) -> str:
-                outcome = await investigation.handle(req, msg.in_progress)
-                metrics.investigations.labels(outcome).inc()
-                return outcome
+        def on_investigate(durable: str) -> Any:
+            async def handler(msg: NatsMessage) -> None:
+                async def work(req: InvestigationRequest) -> str:
+                    outcome = await investigation.handle(req, msg.in_progress)
+                    metrics.investigations.labels(outcome).inc()
+                    return outcome
 
-            await settle(msg, "investigations", InvestigationRequest, work, bus, metrics)
+                await settle(msg, durable, InvestigationRequest, work, bus, metrics)
+
+            return handler
 
         subscribe("incidents", bus.subjects.alerts)(on_alerts)
-        subscribe("investigations", bus.subjects.investigate)(on_investigate)
+        subscribe("investigations", bus.subjects.investigate)(on_investigate("investigations"))
+        subscribe("followups", bus.subjects.follow_up)(on_investigate("followups"))
 
     if "notify" in stages:
         delivery = DeliveryStage(

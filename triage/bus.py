@@ -60,6 +60,10 @@ class Subjects:
         return f"{self.prefix}.investigate"
 
     @property
+    def follow_up(self) -> str:
+        return f"{self.prefix}.followup"
+
+    @property
     def deliver(self) -> str:
         return f"{self.prefix}.deliver"
 
@@ -68,7 +72,16 @@ class Subjects:
 
 
 # durable consumer name -> subject attribute; one consumer per stage, shared by its replicas.
-CONSUMERS = {"incidents": "alerts", "investigations": "investigate", "deliveries": "deliver"}
+# Follow-ups wait minutes on purpose (a delayed nak keeps them ack-pending): on their own
+# consumer they neither block fresh investigations at max_ack_pending nor inflate the lag that
+# scales the workers.
+CONSUMERS = {
+    "incidents": "alerts",
+    "investigations": "investigate",
+    "followups": "follow_up",
+    "deliveries": "deliver",
+}
+MAX_ACK_PENDING = {"followups": 100_000}
 
 
 class Bus:
@@ -135,7 +148,7 @@ class Bus:
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=s.ack_wait_s,
             max_deliver=s.max_deliver,
-            max_ack_pending=1000,
+            max_ack_pending=MAX_ACK_PENDING.get(durable, 1000),
         )
 
     async def declare(self) -> None:

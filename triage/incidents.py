@@ -136,8 +136,13 @@ class IncidentStage:
                 if rev == state.follow_up_revision
                 else "incident changed",
             )
+            # Ids differ by subject: a follow-up turned into a prompt re-investigation is
+            # published again, and must not be dropped as a duplicate of the waiting one.
+            kind = "followup" if request.reason == "follow-up" else "investigate"
             await self._bus.publish_model(
-                subjects.investigate, request, f"{state.incident_id}.investigate.{rev}"
+                getattr(subjects, "follow_up" if kind == "followup" else "investigate"),
+                request,
+                f"{state.incident_id}.{kind}.{rev}",
             )
             after = request.not_before.isoformat()
             log.info("investigation_requested", revision=rev, not_before=after)

@@ -19,7 +19,6 @@ from triage.bus import Bus
 from triage.errors import NotReady
 from triage.incidents import IncidentStage, title_of
 from triage.metrics import Metrics
-from triage.ranking import rank
 from triage.models import (
     Claim,
     CollectorReport,
@@ -29,6 +28,7 @@ from triage.models import (
     InvestigationRequest,
     utcnow,
 )
+from triage.ranking import rank
 from triage.settings import InvestigationSettings
 
 log = structlog.get_logger(__name__)

@@ -141,3 +141,24 @@ async def test_a_follow_up_that_confirms_the_draft_stays_quiet(
         assert analyzer.calls == 1
     finally:
         await app_cm.__aexit__(None, None, None)
+
+
+async def test_alerts_joining_before_the_follow_up_are_investigated_without_waiting(
+    nats_server: NatsServer, tmp_path: Path
+):
+    onset = datetime.now(UTC)
+    (app_cm, app), incident = await run(nats_server, tmp_path, late_evidence=False, follow_up_s=600)
+    try:
+        await wait_for(app.drafts)
+        state, _ = await app.runtime.bus.get_incident(incident)
+        assert state.follow_up_revision == 2  # waiting, on its own consumer
+
+        grown = webhook([alert(started=onset), alert(service="frontend", started=onset)])
+        async with app.client() as client:
+            assert (await client.post("/api/v1/alertmanager", json=grown)).status_code == 200
+        # Debounce is 0.5 s in tests: far sooner than the ten-minute follow-up.
+        drafts = await wait_for(lambda: app.drafts()[1:], timeout=20)
+        assert drafts[0]["delivery"]["revision"] == 2
+        assert drafts[0]["delivery"]["reason"] == "incident changed"
+    finally:
+        await app_cm.__aexit__(None, None, None)
