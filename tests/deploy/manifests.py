@@ -25,11 +25,11 @@ Obj = dict[str, Any]
 
 
 def kubectl() -> str:
-    found = shutil.which("kubectl")
+    """The pinned one `make kubectl` installs; else the machine's own."""
+    pinned = ROOT / ".venv-kubectl" / "bin" / "kubectl"
+    found = str(pinned) if pinned.exists() else shutil.which("kubectl")
     if found is None:
-        raise RuntimeError(
-            "kubectl not found: it renders the kustomize overlays (kubectl kustomize)"
-        )
+        raise RuntimeError("kubectl not found: run `make kubectl` (it renders the overlays)")
     return found
 
 
