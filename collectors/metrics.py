@@ -16,7 +16,7 @@ from collectors.base import Evidence, EvidenceItem, TimeWindow
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import MetricSource, Series
 from triage.errors import CollectorError
-from triage.models import IncidentState
+from triage.models import WORKLOAD_LABELS, IncidentState
 
 DEFAULT_SELECTORS = ('{namespace="$namespace"}',)
 MAX_SERIES = 5000
@@ -69,8 +69,8 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
     return labels.get("service") or (edge[1] if edge else "") or labels.get("job") or ""
 
 
-# Alert labels that name a workload, as Prometheus and kube-state-metrics spell them.
-WORKLOAD_LABELS = ("service", "deployment", "statefulset", "daemonset", "job", "app", "container")
+# A container label names its workload too, often enough to ask.
+_TARGET_LABELS = (*WORKLOAD_LABELS, "container")
 
 
 def expand(template: str, incident: IncidentState) -> list[tuple[str, str]]:
@@ -81,7 +81,7 @@ def expand(template: str, incident: IncidentState) -> list[tuple[str, str]]:
         ns = labels.get("namespace") or incident.common_labels.get("namespace")
         if not ns:
             continue
-        names = [labels[k] for k in WORKLOAD_LABELS if labels.get(k)]
+        names = [labels[k] for k in _TARGET_LABELS if labels.get(k)]
         targets.update((ns, n) for n in names or [""])
     if "$workload" in template:
         return sorted(

@@ -138,12 +138,12 @@ class IncidentStage:
             )
             # Ids differ by subject: a follow-up turned into a prompt re-investigation is
             # published again, and must not be dropped as a duplicate of the waiting one.
-            kind = "followup" if request.reason == "follow-up" else "investigate"
-            await self._bus.publish_model(
-                getattr(subjects, "follow_up" if kind == "followup" else "investigate"),
-                request,
-                f"{state.incident_id}.{kind}.{rev}",
+            subject, kind = (
+                (subjects.follow_up, "followup")
+                if request.reason == "follow-up"
+                else (subjects.investigate, "investigate")
             )
+            await self._bus.publish_model(subject, request, f"{state.incident_id}.{kind}.{rev}")
             after = request.not_before.isoformat()
             log.info("investigation_requested", revision=rev, not_before=after)
         resolved_sent = any(

@@ -188,7 +188,7 @@ class InvestigationStage:
         if at is not None and at <= utcnow():
             at = None  # a late first look already saw that data
         state = await self._bus.mutate_incident(
-            request.incident_id, lambda s: _finish(s, request.revision, self._me, cause, at)
+            request.incident_id, lambda s: _finished(s, request.revision, self._me, cause, at)
         )
         if state is not None:
             await self._incidents.publish_owed(state)
@@ -247,7 +247,7 @@ def _still_points_at(incident: IncidentState, evidence: list[Evidence]) -> bool:
     return bool(top) and top[0].component == incident.last_cause.split("|")[0]
 
 
-def _finish(
+def _finished(
     state: IncidentState | None,
     revision: int,
     me: str,

@@ -152,6 +152,10 @@ class IncidentState(BaseModel):
         return min(a.starts_at for a in self.alerts.values() if _severity_rank(a.labels) == top)
 
 
+# Alert labels that name the workload an alert is about, as Prometheus rules and
+# kube-state-metrics spell them.
+WORKLOAD_LABELS = ("service", "deployment", "statefulset", "daemonset", "job", "app")
+
 _SEVERITY = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "info": 1, "none": 0}
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import cast, get_args
 
 from collectors.base import Evidence, EvidenceItem
-from triage.models import FaultKind, IncidentState, Suspect
+from triage.models import WORKLOAD_LABELS, FaultKind, IncidentState, Suspect
 
 # A component whose errors blame another that changed or failed is likely downstream damage.
 POINTS_ELSEWHERE = 0.8
@@ -79,7 +79,7 @@ HARM = 0.5
 def alerting_components(incident: IncidentState) -> set[str]:
     names = set()
     for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
-        for key in ("service", "deployment", "statefulset", "daemonset", "job", "app"):
+        for key in WORKLOAD_LABELS:
             if labels.get(key):
                 names.add(labels[key])
     return names

@@ -4,7 +4,9 @@ changes the answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from collectors.base import Evidence
-from tests.conftest import make_settings, serve, wait_for
+from tests.conftest import RunningApp, make_settings, serve, wait_for
 from tests.payloads import alert, webhook
 from tests.servers import NatsServer
 from triage.analysis import HeuristicAnalyzer
@@ -71,14 +73,16 @@ class CountingAnalyzer(HeuristicAnalyzer):
         return await super().analyze(incident, evidence)
 
 
-async def run(
+@contextlib.asynccontextmanager
+async def alerted(
     nats_server: NatsServer,
     tmp_path: Path,
     *,
     late_evidence: bool,
     follow_up_s: float,
     analyzer: CountingAnalyzer | None = None,
-) -> tuple[Any, str]:
+) -> AsyncIterator[tuple[RunningApp, str]]:
+    """triage running, and the alert posted: the app and the incident's id."""
     onset = datetime.now(UTC)
     settings = make_settings(
         tmp_path,
@@ -89,20 +93,19 @@ async def run(
     )
     body = webhook([alert(started=onset)])
     incident = incident_id_for(body["groupKey"])
-    app_cm = serve(settings, nats_server.url, analyzer=analyzer)
-    app = await app_cm.__aenter__()
-    async with app.client() as client:
-        assert (await client.post("/api/v1/alertmanager", json=body)).status_code == 200
-    return (app_cm, app), incident
+    async with serve(settings, nats_server.url, analyzer=analyzer) as app:
+        async with app.client() as client:
+            assert (await client.post("/api/v1/alertmanager", json=body)).status_code == 200
+        yield app, incident
 
 
 async def test_a_follow_up_that_changes_the_answer_is_posted_in_the_thread(
     nats_server: NatsServer, tmp_path: Path
 ):
-    (app_cm, app), incident = await run(
-        nats_server, tmp_path, late_evidence=True, follow_up_s=FOLLOW_UP_S
-    )
-    try:
+    async with alerted(nats_server, tmp_path, late_evidence=True, follow_up_s=FOLLOW_UP_S) as (
+        app,
+        incident,
+    ):
         first = (await wait_for(app.drafts))[0]
         assert first["delivery"]["rca"]["root_cause"]["component"] == "checkoutservice"
         assert "podstate-payment-oom" not in json.dumps(first)  # not yet happened
@@ -112,18 +115,15 @@ async def test_a_follow_up_that_changes_the_answer_is_posted_in_the_thread(
         assert follow_up["rca"]["root_cause"]["component"] == "paymentservice"
         assert follow_up["rca"]["root_cause"]["kind"] == "resource_exhaustion"
         assert drafts[0]["thread"] == f"jsonl:{incident}"  # a reply to the first draft
-    finally:
-        await app_cm.__aexit__(None, None, None)
 
 
 async def test_a_follow_up_that_confirms_the_draft_stays_quiet(
     nats_server: NatsServer, tmp_path: Path
 ):
     analyzer = CountingAnalyzer()
-    (app_cm, app), incident = await run(
+    async with alerted(
         nats_server, tmp_path, late_evidence=False, follow_up_s=8, analyzer=analyzer
-    )
-    try:
+    ) as (app, incident):
         await wait_for(app.drafts)
 
         async def followed_up() -> bool:
@@ -139,16 +139,16 @@ async def test_a_follow_up_that_confirms_the_draft_stays_quiet(
         assert state.requested_revision == 2
         # The ranking still pointed at the same suspect: no second analysis was paid for.
         assert analyzer.calls == 1
-    finally:
-        await app_cm.__aexit__(None, None, None)
 
 
 async def test_alerts_joining_before_the_follow_up_are_investigated_without_waiting(
     nats_server: NatsServer, tmp_path: Path
 ):
     onset = datetime.now(UTC)
-    (app_cm, app), incident = await run(nats_server, tmp_path, late_evidence=False, follow_up_s=600)
-    try:
+    async with alerted(nats_server, tmp_path, late_evidence=False, follow_up_s=600) as (
+        app,
+        incident,
+    ):
         await wait_for(app.drafts)
         state, _ = await app.runtime.bus.get_incident(incident)
         assert state.follow_up_revision == 2  # waiting, on its own consumer
@@ -160,5 +160,3 @@ async def test_alerts_joining_before_the_follow_up_are_investigated_without_wait
         drafts = await wait_for(lambda: app.drafts()[1:], timeout=20)
         assert drafts[0]["delivery"]["revision"] == 2
         assert drafts[0]["delivery"]["reason"] == "incident changed"
-    finally:
-        await app_cm.__aexit__(None, None, None)

@@ -131,24 +131,7 @@ def rollout(
         if p.started is not None:
             w.say(p, p.started, "info", f"starting {wl.name} {new.tag}")
             w.say(p, p.started + sec(rng.uniform(0.5, 3)), "info", f"listening on :{wl.port}")
-        w.ev(
-            "ReplicaSet",
-            new_rs,
-            "SuccessfulCreate",
-            f"Created pod: {p.name}",
-            t,
-            component="replicaset-controller",
-            ns=wl.namespace,
-        )
-        w.ev(
-            "Pod",
-            p.name,
-            "Scheduled",
-            f"Successfully assigned {wl.namespace}/{p.name} to {p.node}",
-            t + sec(0.5),
-            component="default-scheduler",
-            ns=wl.namespace,
-        )
+        created_events(w, wl, new_rs, p, t, 0.5)
         made.append(p)
         return p
 
@@ -253,36 +236,38 @@ def reloader_rollout(
     rollout(w, wl, at, healthy=True, via="reloader", env=env)
 
 
+def created_events(w: World, wl: Workload, rs: str, p: Pod, at: datetime, scheduled: float) -> None:
+    """The ReplicaSet creating a pod, and the scheduler placing it ``scheduled`` s later."""
+    w.ev(
+        "ReplicaSet",
+        rs,
+        "SuccessfulCreate",
+        f"Created pod: {p.name}",
+        at,
+        component="replicaset-controller",
+        ns=wl.namespace,
+    )
+    w.ev(
+        "Pod",
+        p.name,
+        "Scheduled",
+        f"Successfully assigned {wl.namespace}/{p.name} to {p.node}",
+        at + sec(scheduled),
+        component="default-scheduler",
+        ns=wl.namespace,
+    )
+
+
 def started_events(w: World, wl: Workload, p: Pod, rev: Revision) -> None:
     image = f"{wl.repo}:{rev.tag}"
-    t = p.created + sec(1)
-    w.ev(
-        "Pod",
-        p.name,
-        "Pulled",
-        f'Successfully pulled image "{image}" in {w.rng.uniform(0.8, 6):.3f}s',
-        t + sec(2),
-        host=p.node,
-        ns=wl.namespace,
-    )
-    w.ev(
-        "Pod",
-        p.name,
-        "Created",
-        f"Created container {wl.name}",
-        t + sec(2.2),
-        host=p.node,
-        ns=wl.namespace,
-    )
-    w.ev(
-        "Pod",
-        p.name,
-        "Started",
-        f"Started container {wl.name}",
-        t + sec(2.5),
-        host=p.node,
-        ns=wl.namespace,
-    )
+    t = p.created + sec(3)
+    pulled = f'Successfully pulled image "{image}" in {w.rng.uniform(0.8, 6):.3f}s'
+    for reason, message, after in (
+        ("Pulled", pulled, 0.0),
+        ("Created", f"Created container {wl.name}", 0.2),
+        ("Started", f"Started container {wl.name}", 0.5),
+    ):
+        w.ev("Pod", p.name, reason, message, t + sec(after), host=p.node, ns=wl.namespace)
 
 
 def crashloop(

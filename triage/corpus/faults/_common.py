@@ -72,6 +72,28 @@ def upstream_5xx(callee: str) -> list[str]:
     ]
 
 
+def degrade(
+    w: World,
+    svc: str,
+    start: datetime,
+    err: float,
+    lat: float,
+    direct: Sequence[str] | Callable[[], str],
+    *,
+    path: list[str] | None = None,
+    spread: float = 0.9,
+) -> list[str]:
+    """``svc`` fails from ``start`` (errors up by ``err``, latency times ``lat``) and it travels
+    up to the entry service: callers' logs, the SLO alerts. Returns the path it took."""
+    w.shift(svc, "err", start, add=err)
+    w.shift(svc, "p99", start, mul=lat)
+    path = path or w.path_to_entry(svc)
+    when = w.propagate(path, start, err=err * spread, lat=lat)
+    caller_logs(w, path, when, direct)
+    symptoms(w, path, when, "errors")
+    return path
+
+
 def caller_logs(
     w: World,
     path: Sequence[str],
@@ -96,65 +118,30 @@ def image_pull_backoff(w: World, wl: Workload, p: Pod, image: str) -> None:
     t, n = p.created + sec(1), max(2, int((w.now - p.created).total_seconds() // 90))
     last = w.now - sec(w.rng.uniform(5, 60))
     reg = image.rsplit(":", 1)[0]
-    w.ev(
-        "Pod",
-        p.name,
-        "Pulling",
-        f'Pulling image "{image}"',
-        t,
-        last=last,
-        count=n,
-        host=p.node,
-        ns=wl.namespace,
-    )
-    w.ev(
-        "Pod",
-        p.name,
-        "Failed",
+    not_found = (
         f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
-        f'unpack image "{image}": failed to resolve reference "{image}": {reg}: not found',
-        t + sec(1.2),
-        last=last,
-        count=n,
-        warning=True,
-        host=p.node,
-        ns=wl.namespace,
+        f'unpack image "{image}": failed to resolve reference "{image}": {reg}: not found'
     )
-    w.ev(
-        "Pod",
-        p.name,
-        "Failed",
-        "Error: ErrImagePull",
-        t + sec(1.3),
-        last=last,
-        count=n,
-        warning=True,
-        host=p.node,
-        ns=wl.namespace,
-    )
-    w.ev(
-        "Pod",
-        p.name,
-        "BackOff",
-        f'Back-off pulling image "{image}"',
-        t + sec(2),
-        last=last,
-        count=n * 3,
-        host=p.node,
-        ns=wl.namespace,
-    )
-    w.ev(
-        "Pod",
-        p.name,
-        "Failed",
-        "Error: ImagePullBackOff",
-        t + sec(2),
-        last=last,
-        count=n * 3,
-        warning=True,
-        host=p.node,
-        ns=wl.namespace,
-    )
+    # (reason, message, seconds after t, repeats per pull attempt, warning)
+    for reason, message, after, per, warning in (
+        ("Pulling", f'Pulling image "{image}"', 0.0, 1, False),
+        ("Failed", not_found, 1.2, 1, True),
+        ("Failed", "Error: ErrImagePull", 1.3, 1, True),
+        ("BackOff", f'Back-off pulling image "{image}"', 2.0, 3, False),
+        ("Failed", "Error: ImagePullBackOff", 2.0, 3, True),
+    ):
+        w.ev(
+            "Pod",
+            p.name,
+            reason,
+            message,
+            t + sec(after),
+            last=last,
+            count=n * per,
+            warning=warning,
+            host=p.node,
+            ns=wl.namespace,
+        )
 
 
 def config_error(w: World, wl: Workload, p: Pod, message: str) -> None:

@@ -15,6 +15,7 @@ from triage.corpus.cluster import set_config
 from triage.corpus.faults._common import (
     caller_logs,
     config_error,
+    degrade,
     overloaded,
     refused,
     startup_lines,
@@ -258,11 +259,7 @@ def secret_change(w: World, variant: int) -> None:
         direct = upstream_errors(svc)
         path = w.path_to_entry(svc)
         aliases = [svc]
-    w.shift(svc, "err", start, add=err)
-    w.shift(svc, "p99", start, mul=lat)
-    when = w.propagate(path, start, err=err * 0.85, lat=lat)
-    caller_logs(w, path, when, direct)
-    symptoms(w, path, when, "errors")
+    degrade(w, svc, start, err, lat, direct, path=path, spread=0.85)
     w.set_truth("Secret", secret, svc, "secret_change", mode, propagation=path, aliases=aliases)
 
 

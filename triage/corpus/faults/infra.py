@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from triage.corpus.changes import rollout, started_events
+from triage.corpus.changes import created_events, rollout, started_events
 from triage.corpus.cluster import new_pod
 from triage.corpus.faults._common import (
     caller_logs,
@@ -212,25 +212,7 @@ def _replace(w: World, old: Pod, at: datetime, nodes: list[str], *, slow: bool =
     if slow and p.started is not None:
         p.started += sec(w.rng.uniform(10, 40))  # image pull on a cold node
         p.ready_changed = p.started + sec(w.rng.uniform(10, 30))
-    rs = f"{wl.name}-{rev.hash}"
-    w.ev(
-        "ReplicaSet",
-        rs,
-        "SuccessfulCreate",
-        f"Created pod: {p.name}",
-        at,
-        component="replicaset-controller",
-        ns=wl.namespace,
-    )
-    w.ev(
-        "Pod",
-        p.name,
-        "Scheduled",
-        f"Successfully assigned {wl.namespace}/{p.name} to {p.node}",
-        at + sec(0.4),
-        component="default-scheduler",
-        ns=wl.namespace,
-    )
+    created_events(w, wl, f"{wl.name}-{rev.hash}", p, at, 0.4)
     started_events(w, wl, p, rev)
 
 

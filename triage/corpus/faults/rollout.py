@@ -11,6 +11,7 @@ from triage.corpus.changes import crashloop, rollout, started_events
 from triage.corpus.faults._common import (
     caller_logs,
     crash_lines,
+    degrade,
     image_pull_backoff,
     overloaded,
     refused,
@@ -61,12 +62,7 @@ def bad_rollout(w: World, variant: int) -> None:
         err, lat = rng.uniform(0.15, 0.3), rng.uniform(1.5, 2.2)
         direct = refused(w, svc)
     start = t0 + sec(rng.uniform(10, 30))
-    w.shift(svc, "err", start, add=err)
-    w.shift(svc, "p99", start, mul=lat)
-    path = w.path_to_entry(svc)
-    when = w.propagate(path, start, err=err * 0.9, lat=lat)
-    caller_logs(w, path, when, direct)
-    symptoms(w, path, when, "errors")
+    path = degrade(w, svc, start, err, lat, direct)
     w.set_truth(
         "Deployment",
         svc,
@@ -363,12 +359,7 @@ def probe_misconfiguration(w: World, variant: int) -> None:
             f"upstream {svc} returned 503 Service Unavailable",
             *timeouts(w, svc, rng.choice((800, 1000))),
         ]
-    w.shift(svc, "err", start, add=err)
-    w.shift(svc, "p99", start, mul=lat)
-    path = w.path_to_entry(svc)
-    when = w.propagate(path, start, err=err * 0.9, lat=lat)
-    caller_logs(w, path, when, direct)
-    symptoms(w, path, when, "errors")
+    path = degrade(w, svc, start, err, lat, direct)
     w.set_truth(
         "Deployment",
         svc,
