@@ -12,11 +12,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/triage
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY triage ./triage
 COPY collectors ./collectors
 COPY prompts ./prompts
-RUN /opt/triage/bin/pip install . \
+RUN /opt/triage/bin/pip install -c constraints.txt . \
  && /opt/triage/bin/python -m compileall -q /opt/triage/lib
 
 # --- runtime: the interpreter, the virtual environment, an unprivileged user -----------------

