@@ -9,6 +9,7 @@ import secrets
 import sys
 from datetime import timedelta
 from importlib import resources
+from typing import Any, Protocol
 
 import httpx
 import uvicorn
@@ -24,6 +25,15 @@ from triage.models import utcnow
 from triage.settings import Settings
 
 TOKEN_FILE = "ingest-token"
+
+
+class _Command(Protocol):
+    def add_parser(self, sub: Any) -> None: ...
+    def run(self, settings: Settings, args: argparse.Namespace) -> int: ...
+
+
+# Commands that take the settings and return an exit code; each module adds its own parser.
+SETTINGS_COMMANDS: dict[str, _Command] = {}
 
 
 def _dev_token(settings: Settings) -> None:
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     dlq.add_parser(sub)
     routes_cli.add_parser(sub)
     eval_command.add_parser(sub)
+    for module in SETTINGS_COMMANDS.values():
+        module.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "routes":  # needs no settings: it checks a file
         raise SystemExit(routes_cli.run(args))
@@ -128,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(eval_command.run(settings, args))
         elif args.command == "dlq":
             raise SystemExit(dlq.run(settings, args))
+        elif args.command in SETTINGS_COMMANDS:
+            raise SystemExit(SETTINGS_COMMANDS[args.command].run(settings, args))
         elif args.command == "serve":
             if not settings.ingest.allow_unauthenticated and not (
                 settings.ingest.bearer_token

@@ -157,7 +157,7 @@ class IncidentStage:
                 episode=state.episode,
                 title=title_of(state),
                 labels=state.common_labels,
-                severity=state.common_labels.get("severity", "unknown"),
+                severity=state.severity(),
                 created_at=utcnow(),
             )
             await self._bus.publish_model(

@@ -20,6 +20,7 @@ from triage.errors import NotReady
 from triage.incidents import IncidentStage, title_of
 from triage.metrics import Metrics
 from triage.models import (
+    RCA,
     Claim,
     CollectorReport,
     DeliveryRequest,
@@ -137,32 +138,7 @@ class InvestigationStage:
         if follow_up and cause == claimed.last_cause:
             # The later data says what the draft already says: nothing new for the thread.
             return await self._finish(request, claimed, None, started, "confirmed")
-        delivery = DeliveryRequest(
-            kind="draft",
-            incident_id=claimed.incident_id,
-            revision=request.revision,
-            episode=claimed.episode,
-            title=title_of(claimed),
-            labels=claimed.common_labels,
-            severity=claimed.common_labels.get("severity", "unknown"),
-            rca=rca,
-            evidence=_digest(evidence, rca.evidence_ids),
-            collectors=[
-                CollectorReport(
-                    collector=e.collector,
-                    status=e.status,
-                    items=len(e.items),
-                    duration_s=round(e.duration_s, 3),
-                    error=e.error,
-                )
-                for e in evidence
-            ],
-            created_at=utcnow(),
-            annotations=attachments.alert_annotations(claimed),
-            links=attachments.links(claimed),
-            series=attachments.series(evidence, claimed.onset()),
-            reason=request.reason,
-        )
+        delivery = draft_request(claimed, request.revision, rca, evidence, request.reason)
         # Publish before recording: if we die in between, the redelivered request repeats the
         # work and JetStream drops the second draft by its id.
         await self._bus.publish_model(
@@ -239,6 +215,38 @@ class InvestigationStage:
             log.info("investigation_skipped", why=outcome)
             return None
         return state
+
+
+def draft_request(
+    incident: IncidentState, revision: int, rca: RCA, evidence: list[Evidence], reason: str
+) -> DeliveryRequest:
+    """The draft as every sink gets it: the RCA with its evidence, collectors and links."""
+    return DeliveryRequest(
+        kind="draft",
+        incident_id=incident.incident_id,
+        revision=revision,
+        episode=incident.episode,
+        title=title_of(incident),
+        labels=incident.common_labels,
+        severity=incident.severity(),
+        rca=rca,
+        evidence=_digest(evidence, rca.evidence_ids),
+        collectors=[
+            CollectorReport(
+                collector=e.collector,
+                status=e.status,
+                items=len(e.items),
+                duration_s=round(e.duration_s, 3),
+                error=e.error,
+            )
+            for e in evidence
+        ],
+        created_at=utcnow(),
+        annotations=attachments.alert_annotations(incident),
+        links=attachments.links(incident),
+        series=attachments.series(evidence, incident.onset()),
+        reason=reason,
+    )
 
 
 def _still_points_at(incident: IncidentState, evidence: list[Evidence]) -> bool:

@@ -151,6 +151,16 @@ class IncidentState(BaseModel):
         top = max(_severity_rank(a.labels) for a in self.alerts.values())
         return min(a.starts_at for a in self.alerts.values() if _severity_rank(a.labels) == top)
 
+    def severity(self) -> str:
+        """The most severe of the group's alerts: Alertmanager groups mix severities (group_by
+        alertname, namespace), and the shared labels then carry none."""
+        found = [a.labels["severity"] for a in self.alerts.values() if a.labels.get("severity")]
+        if self.common_labels.get("severity"):
+            found.append(self.common_labels["severity"])
+        if not found:
+            return "unknown"
+        return max(found, key=lambda s: _SEVERITY.get(s.lower(), 2)).lower()
+
 
 # Alert labels that name the workload an alert is about, as Prometheus rules and
 # kube-state-metrics spell them.
