@@ -15,6 +15,7 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt ./
 COPY triage ./triage
 COPY collectors ./collectors
+# The prompt templates: installed with the package (data package triage_prompts, pyproject.toml).
 COPY prompts ./prompts
 RUN /opt/triage/bin/pip install -c constraints.txt . \
  && /opt/triage/bin/python -m compileall -q /opt/triage/lib
@@ -26,14 +27,11 @@ ENV PATH=/opt/triage/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     TRIAGE_HTTP_HOST=0.0.0.0 \
     TRIAGE_LOG_FORMAT=json \
-    TRIAGE_STATE_DIR=/tmp/triage \
-    TRIAGE_LLM_PROMPT_DIR=/opt/triage/prompts
+    TRIAGE_STATE_DIR=/tmp/triage
 RUN groupadd --system --gid 10001 triage \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin triage
 COPY --from=build /opt/triage /opt/triage
-# Prompt templates live beside the package in the repository, not inside it: ship them here.
-COPY --from=build /src/prompts /opt/triage/prompts
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 EXPOSE 9095

@@ -236,11 +236,12 @@ class KubernetesCollector:
                 items += result
         items.sort(key=lambda i: i.id)
         status = "ok" if items else ("error" if errors else "no_data")
+        quiet = f"no changes, unhealthy pods or warning events in {', '.join(sorted(namespaces))}"
         return Evidence(
             collector=self.name,
             status=status,
             items=items,
-            error="; ".join(errors) or None,
+            error="; ".join(errors) or (quiet if not items else None),
             duration_s=time.monotonic() - started,
         )
 

@@ -136,7 +136,11 @@ class LogsCollector:
             collector=self.name,
             status=status,
             items=items,
-            error=f"{failures} log stream(s) unavailable" if failures else None,
+            error=f"{failures} log stream(s) unavailable"
+            if failures
+            else None
+            if items
+            else f"no unusual log patterns in {len(fetches)} container log(s)",
             duration_s=time.monotonic() - started,
         )
 

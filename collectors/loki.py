@@ -60,11 +60,12 @@ class LokiCollector:
         for svc in sorted(per_service):
             items += LogsCollector.mine(svc, per_service[svc], window)
         status = "ok" if items else ("error" if errors and not per_service else "no_data")
+        quiet = f"no unusual log patterns in {len(per_service)} service(s)' Loki streams"
         return Evidence(
             collector=self.name,
             status=status,
             items=items,
-            error="; ".join(errors) or None,
+            error="; ".join(errors) or (quiet if not items else None),
             duration_s=time.monotonic() - started,
         )
 

@@ -10,6 +10,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from collectors.base import Evidence, EvidenceItem, TimeWindow
@@ -158,7 +159,7 @@ class MetricsCollector:
             return Evidence(
                 collector=self.name,
                 status="error" if errors else "no_data",
-                error="; ".join(errors) or "no series",
+                error="; ".join(errors) or f"no series for {_shown(q for q, _ in queries)}",
                 duration_s=time.monotonic() - started,
             )
         onset = window.onset.timestamp() - self._lead
@@ -171,7 +172,8 @@ class MetricsCollector:
             collector=self.name,
             status="ok" if items else "no_data",
             items=items,
-            error="; ".join(errors) or None,
+            error="; ".join(errors)
+            or (None if items else f"{len(series)} series, none moved at the onset"),
             duration_s=time.monotonic() - started,
             edges=sorted({pair for s in series.values() if (pair := edge_of(s.labels))}),
         )
@@ -316,3 +318,10 @@ def _when(dep: float | None, onset: float) -> str:
         if minutes >= 0
         else f", departed {-minutes:.0f} min after the onset"
     )
+
+
+def _shown(queries: Iterable[str], most: int = 3) -> str:
+    """The queries that found nothing, as a reader can paste them into Prometheus."""
+    found = list(queries)
+    more = f" and {len(found) - most} more" if len(found) > most else ""
+    return ", ".join(found[:most]) + more if found else "no query (the alert names no namespace)"

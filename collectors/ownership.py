@@ -147,5 +147,12 @@ def api_client(
             cfg.retries = 1
             return k8s.ApiClient(cfg)
     except (config.ConfigException, OSError, ValueError) as exc:
-        raise ConfigError(f"kubernetes configuration: {exc}", setting="kubernetes") from exc
+        where = (
+            "TRIAGE_KUBERNETES_IN_CLUSTER=true (not running in a pod?)"
+            if in_cluster
+            else f"TRIAGE_KUBERNETES_KUBECONFIG={kubeconfig}"
+            + (f", TRIAGE_KUBERNETES_CONTEXT={context}" if context else "")
+        )
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(f"{where}: {reason}", setting="kubernetes") from exc
     return None

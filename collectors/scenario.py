@@ -51,7 +51,11 @@ class ScenarioCollector:
             if s.match and any(s.match.items() <= lbls.items() for lbls in labels)
         ]
         if not chosen:
-            return Evidence(collector=self.name, status="no_data")
+            return Evidence(
+                collector=self.name,
+                status="no_data",
+                error="no recorded scenario matches the alert's labels",
+            )
         await asyncio.sleep(max(s.delay_s for s in chosen))
         # Evidence stamped after the window has not happened yet, as far as this look knows.
         items = [
@@ -64,5 +68,6 @@ class ScenarioCollector:
             collector=self.name,
             status="ok" if items else "no_data",
             items=items,
+            error=None if items else "the recorded evidence lies after this look",
             duration_s=time.monotonic() - started,
         )

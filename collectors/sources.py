@@ -230,6 +230,29 @@ KUBE_PATHS = {
     "networkpolicies": ("/apis/networking.k8s.io/v1", True),
 }
 
+# KUBE_PATHS kinds no collector lists: the fixture server serves them for other readers, and
+# RBAC grants no Secrets (their data would come with them).
+NOT_COLLECTED = frozenset({"namespaces", "secrets"})
+
+
+def collector_rbac() -> frozenset[tuple[str, str, str]]:
+    """What the collectors ask the API server for, as RBAC (API group, resource, verb): `list` on
+    every KUBE_PATHS kind they read and `get` on pod logs. The ClusterRole triage-collectors in
+    deploy/base/security/rbac.yaml grants exactly these; `triage doctor` checks them."""
+    lists = {
+        (api_group(path), resource, "list")
+        for resource, (path, _) in KUBE_PATHS.items()
+        if resource not in NOT_COLLECTED
+    }
+    return frozenset(lists | {("", "pods/log", "get")})
+
+
+def api_group(path: str) -> str:
+    """``/api/v1`` -> the core group ``""``, ``/apis/apps/v1`` -> ``apps``."""
+    parts = path.strip("/").split("/")
+    return "" if parts[0] == "api" else parts[1]
+
+
 # resource -> (API class, namespaced list method, all-namespaces/cluster list method)
 _KUBE_METHODS = {
     "namespaces": ("CoreV1Api", None, "list_namespace"),

@@ -1,7 +1,9 @@
 """A local Kubernetes API over recorded JSON, for the real ``kubernetes`` client.
 
 A map of path -> object is served read-only (GET); anything else is the API's 404 Status.
-Every request is recorded, and a path can be made to fail on demand. Runs a threading HTTP
+The one write it answers is a SelfSubjectAccessReview (POST), allowed unless its (group,
+resource[/subresource], verb) is in ``denied``. Every request is recorded, and a path can be
+made to fail on demand. Runs a threading HTTP
 server on a free port (the client is synchronous and called from worker threads).
 """
 
@@ -18,6 +20,8 @@ from urllib.parse import urlsplit
 from kubernetes import client as k8s
 
 from tests.servers import free_port
+
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 def status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -88,6 +92,9 @@ class KubeApi:
         self.paths: dict[str, dict[str, Any]] = {path_of(o): o for o in objects or []}
         self.requests: list[str] = []
         self.failing: dict[str, int] = {}  # path -> HTTP status to answer
+        # (group, resource, verb) that access reviews deny
+        self.denied: set[tuple[str, str, str]] = set()
+        self.reviews: list[tuple[str, str, str]] = []  # every access review asked, in order
         self.port = free_port()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -120,6 +127,20 @@ class KubeApi:
         )
         return path
 
+    def review(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a SelfSubjectAccessReview, as the API server gives it."""
+        attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
+        resource = attrs.get("resource", "")
+        if attrs.get("subresource"):
+            resource += "/" + attrs["subresource"]
+        key = (attrs.get("group", ""), resource, attrs.get("verb", ""))
+        self.reviews.append(key)
+        allowed = key not in self.denied
+        answer: dict[str, Any] = {"allowed": allowed}
+        if not allowed:
+            answer["reason"] = "no RBAC policy matched"
+        return {**body, "metadata": {}, "status": answer}
+
     def start(self) -> None:
         api = self
 
@@ -134,6 +155,19 @@ class KubeApi:
                     self._send(200, api.paths[path])
                 else:
                     self._send(404, status(404, "NotFound", f"{path} not found"))
+
+            def do_POST(self) -> None:
+                path = urlsplit(self.path).path
+                api.requests.append(path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if path in api.failing:
+                    code = api.failing[path]
+                    self._send(code, status(code, "InternalError", "injected failure"))
+                elif path == SSAR_PATH:
+                    self._send(201, api.review(body))
+                else:
+                    self._send(405, status(405, "MethodNotAllowed", f"POST {path}"))
 
             def _send(self, code: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()

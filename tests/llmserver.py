@@ -6,6 +6,7 @@ valid answer is made from the request itself: it blames the first suspect of the
 cites the first evidence item inside <evidence>…</evidence>. With ``capacity`` set it behaves
 like a GPU backend behind a gateway: at most that many requests at once, each taking
 ``latency`` seconds, 429 with Retry-After beyond. Every request body is recorded.
+``GET /v1/models`` lists the model aliases in ``listed``.
 
 It runs real uvicorn in a thread of its own, so it keeps answering while the test's event loop
 is busy, and the client under test talks to it over TCP like to any gateway.
@@ -104,8 +105,10 @@ class ScriptedLLM:
         capacity: int | None = None,
         latency: float = 0.0,
         retry_after: float = 1.0,
+        listed: tuple[str, ...] = ("triage-rca",),
     ) -> None:
         self.port = free_port()
+        self.listed = listed
         self.capacity = capacity
         self.latency = latency
         self.retry_after = retry_after
@@ -195,6 +198,17 @@ class ScriptedLLM:
             }
         )
 
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "scripted"}
+                    for m in self.listed
+                ],
+            }
+        )
+
     async def _stats(self, request: Request) -> Response:
         with self._lock:
             return JSONResponse(
@@ -210,6 +224,7 @@ class ScriptedLLM:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/v1/models", self._models),
                 Route("/stats", self._stats),
             ]
         )

@@ -1,7 +1,9 @@
 """A local stand-in for Slack's Web API that slack_sdk talks to through ``base_url``.
 
 Serves the methods triage uses (auth.test, chat.postMessage, chat.update,
-files.getUploadURLExternal + the upload URL + files.completeUploadExternal), checks the bot
+files.getUploadURLExternal + the upload URL + files.completeUploadExternal, and for
+``triage doctor`` conversations.info and conversations.list over the channels made with
+``add_channel``), checks the bot
 token and Block Kit's limits as Slack does, records every call, and answers 429 with
 Retry-After or fails on demand. Runs in the test's event loop on a free port.
 """
@@ -68,6 +70,7 @@ class SlackApi:
         self.uploads: dict[str, bytes] = {}
         self.shares: list[dict[str, Any]] = []
         self._faults: dict[str, list[Fault]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}  # id -> conversations.info's channel
         self._seq = 0
         self._runner: web.AppRunner | None = None
 
@@ -91,6 +94,19 @@ class SlackApi:
         ``status``, or 200 with ``{"ok": false, "error": error}`` when ``error`` is given."""
         fault = Fault(200 if error else status, error, retry_after, channel)
         self._faults.setdefault(method, []).extend([fault] * times)
+
+    def add_channel(self, name: str, *, member: bool = True) -> str:
+        """A channel Slack knows (``#name``), the bot in it or not; returns its id."""
+        cid = channel_id("#" + name.removeprefix("#"))
+        self.channels[cid] = {
+            "id": cid,
+            "name": name.removeprefix("#"),
+            "is_channel": True,
+            "is_private": False,
+            "is_archived": False,
+            "is_member": member,
+        }
+        return cid
 
     def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
         self.fail(method, status=429, retry_after=retry_after, times=times)
@@ -116,6 +132,7 @@ class SlackApi:
     async def start(self) -> None:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk GETs conversations.*
         app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -184,6 +201,19 @@ class SlackApi:
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "team": "Test", "user": "triage", "user_id": "UBOT", "bot_id": "BBOT"}
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self.channels.get(str(params.get("channel")))
+        if found is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": found}
+
+    def _conversations_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "channels": list(self.channels.values()),
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):

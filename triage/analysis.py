@@ -77,27 +77,7 @@ class HeuristicAnalyzer:
         coverage = len(usable) / len(evidence) if evidence else 0.0
         impact = _impact(incident)
         if not items:
-            component = alert_component(incident)
-            failed = sorted(e.collector for e in evidence if e.status == "error")
-            return RCA(
-                incident_id=incident.incident_id,
-                revision=incident.requested_revision,
-                summary=f"No evidence found for {component}; cause unknown",
-                root_cause=RootCause(
-                    component=component,
-                    kind="unknown",
-                    description="No collector returned evidence"
-                    + (f" (failed: {', '.join(failed)})" if failed else ""),
-                ),
-                confidence=0.05,
-                impact=impact,
-                evidence_ids=[],
-                next_steps=[s.format(c=component) for s in _DEFAULT_STEPS],
-                open_questions=["Which recent change touched this service?"],
-                analyzer=self.name,
-                label=HEURISTIC_LABEL,
-                created_at=utcnow(),
-            )
+            return self._insufficient(incident, evidence, impact)
         suspects = rank(incident, evidence, self._call_graph)
         by_id = {i.id: i for i in items}
         if suspects:
@@ -119,7 +99,7 @@ class HeuristicAnalyzer:
         return RCA(
             incident_id=incident.incident_id,
             revision=incident.requested_revision,
-            summary=f"Probable cause: {component} ({kind.replace('_', ' ')}): {top.summary}",
+            summary=top.summary,
             root_cause=RootCause(
                 component=component,
                 kind=kind,
@@ -140,6 +120,42 @@ class HeuristicAnalyzer:
             created_at=utcnow(),
             suspects=suspects,
         )
+
+    def _insufficient(self, incident: IncidentState, evidence: list[Evidence], impact: str) -> RCA:
+        """Nothing to go on: say so, and why, rather than blame the alerting service."""
+        where = alert_component(incident)
+        reasons = collector_reasons(evidence)
+        return RCA(
+            incident_id=incident.incident_id,
+            revision=incident.requested_revision,
+            summary=f"{INSUFFICIENT}: no collector found anything about {where}"
+            if evidence
+            else f"{INSUFFICIENT}: no evidence source is configured",
+            root_cause=RootCause(
+                component="unknown",
+                kind="unknown",
+                description="; ".join(reasons) or "no collectors configured",
+            ),
+            confidence=0.0,
+            impact=impact,
+            evidence_ids=[],
+            next_steps=[s.format(c=where) for s in _DEFAULT_STEPS],
+            open_questions=[f"Collector {r}" for r in reasons if ": ok" not in r],
+            analyzer=self.name,
+            label=HEURISTIC_LABEL,
+            created_at=utcnow(),
+        )
+
+
+INSUFFICIENT = "Insufficient evidence"
+
+
+def collector_reasons(evidence: list[Evidence]) -> list[str]:
+    """``name: status (reason)`` per collector, for a draft that must say why it knows little."""
+    return [
+        f"{e.collector}: {e.status}" + (f" ({e.error})" if e.error else "")
+        for e in sorted(evidence, key=lambda e: e.collector)
+    ]
 
 
 def _fault_kind(item: EvidenceItem) -> FaultKind:

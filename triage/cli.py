@@ -1,4 +1,5 @@
-"""``triage serve | ingest | worker | notify | demo | dlq``."""
+"""The `triage` command: the service (serve, or ingest / worker / notify apart), and the tools
+around it (investigate, doctor, demo, dlq, routes, eval)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import gc
 import json
 import secrets
+import socket
 import sys
 from datetime import timedelta
 from importlib import resources
@@ -13,18 +15,44 @@ from typing import Any, Protocol
 
 import httpx
 import uvicorn
-from pydantic import ValidationError
 
-from triage import dlq, eval_command, routes_cli
+from collectors.ownership import api_client
+from triage import dlq, doctor, eval_command, investigate_cli, routes_cli
 from triage.app import ALL_STAGES, Stage, create_app
 from triage.embedded import EmbeddedNats
-from triage.errors import TriageError
+from triage.errors import ConfigError, TriageError
 from triage.ingest import WEBHOOK_PATH
 from triage.logs import configure_logging
 from triage.models import utcnow
-from triage.settings import Settings
+from triage.settings import Settings, load_settings
 
 TOKEN_FILE = "ingest-token"
+SETTINGS_HELP = (
+    "Settings: TRIAGE_* environment variables (a section and its field joined by _, e.g. "
+    "TRIAGE_PROMETHEUS_URL); the README's Settings table lists them all. `triage doctor` checks "
+    "what they point at."
+)
+STAGE_HELP = (
+    "It takes no options: TRIAGE_HTTP_HOST/PORT (webhook, /healthz, /readyz, /metrics), "
+    "TRIAGE_NATS_URL, TRIAGE_KUBERNETES_*, TRIAGE_PROMETHEUS_URL, TRIAGE_LOKI_URL, TRIAGE_LLM_*, "
+    "TRIAGE_SLACK_*, TRIAGE_ROUTING_* and TRIAGE_DELIVERY_* configure it."
+)
+STAGE_COMMANDS = [
+    (
+        "serve",
+        "every stage in one process (embedded NATS unless TRIAGE_NATS_URL is set)",
+        "Runs ingest, worker and notify in one process; without TRIAGE_NATS_URL it starts an "
+        "embedded nats-server (data under TRIAGE_STATE_DIR) and, without credentials, makes a "
+        "bearer token for Alertmanager.",
+    ),
+    ("ingest", "webhook receiver only (needs TRIAGE_NATS_URL)", "The webhook receiver."),
+    (
+        "worker",
+        "incident grouping and investigations (needs TRIAGE_NATS_URL)",
+        "Groups alerts into incidents and investigates them.",
+    ),
+    ("notify", "routing and delivery (needs TRIAGE_NATS_URL)", "Routes and delivers drafts."),
+]
 
 
 class _Command(Protocol):
@@ -34,6 +62,8 @@ class _Command(Protocol):
 
 # Commands that take the settings and return an exit code; each module adds its own parser.
 SETTINGS_COMMANDS: dict[str, _Command] = {}
+SETTINGS_COMMANDS["doctor"] = doctor
+SETTINGS_COMMANDS["investigate"] = investigate_cli
 
 
 def _dev_token(settings: Settings) -> None:
@@ -59,10 +89,37 @@ def _banner(settings: Settings, nats_url: str) -> str:
         f"      send_resolved: true\n      max_alerts: 0\n"
         f"      http_config:\n{creds}"
         f"Try it: make demo   (drafts print here)\n"
+        f"Evidence and delivery:\n"
+        + "".join(f"  {line}\n" for line in doctor.live_summary(settings))
+        + "Check them: triage doctor\n"
     )
 
 
+def _preflight(settings: Settings, stages: frozenset[Stage]) -> None:
+    """What would otherwise fail after "triage is up" as a traceback: a taken port, a kubeconfig
+    that does not load. Each is a ConfigError naming the variable."""
+    with socket.socket() as s:
+        try:
+            s.bind((settings.http_host, settings.http_port))
+        except OSError as exc:
+            raise ConfigError(
+                f"TRIAGE_HTTP_PORT={settings.http_port} on TRIAGE_HTTP_HOST={settings.http_host}: "
+                f"cannot listen ({exc.strerror}); another process may use it",
+                setting="http_port",
+            ) from exc
+    if stages & {"worker", "notify"}:
+        k8s = settings.kubernetes
+        kube = api_client(
+            kubeconfig=str(k8s.kubeconfig) if k8s.kubeconfig else None,
+            context=k8s.context,
+            in_cluster=k8s.in_cluster,
+        )
+        if kube is not None:
+            kube.close()  # type: ignore[no-untyped-call]
+
+
 def _run(settings: Settings, stages: frozenset[Stage], embedded: bool) -> None:
+    _preflight(settings, stages)
     nats: EmbeddedNats | None = None
     if embedded and not settings.nats.url:
         nats = EmbeddedNats(
@@ -91,9 +148,15 @@ def _run(settings: Settings, stages: frozenset[Stage], embedded: bool) -> None:
 
 def _demo(settings: Settings) -> None:
     payload = json.loads(resources.files("triage").joinpath("demo/alert.json").read_text())
-    starts = (utcnow() - timedelta(minutes=5)).isoformat()
+    now = utcnow()
+    starts = (now - timedelta(minutes=5)).isoformat()
+    # A new group each run, so each `make demo` is a new incident with a draft of its own (the
+    # same group again would be the same, already drafted, incident).
+    run = now.strftime("%Y%m%dT%H%M%S.%f")
+    payload["groupKey"] += f":demo-run={run}"
     for alert in payload["alerts"]:
         alert["startsAt"] = starts
+        alert["fingerprint"] = f"{alert['fingerprint']}-{run}"
     token = settings.bearer_token()
     if token is None and (settings.state_dir / TOKEN_FILE).exists():
         token = (settings.state_dir / TOKEN_FILE).read_text().strip()
@@ -111,14 +174,20 @@ def _demo(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="triage", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
-        "serve", help="every stage in one process (embedded NATS unless TRIAGE_NATS_URL is set)"
+    parser = argparse.ArgumentParser(
+        prog="triage",
+        description="Alertmanager webhooks in, cited root-cause drafts out, routed to the owning "
+        "team. Every command reads its settings from TRIAGE_* environment variables.",
+        epilog=SETTINGS_HELP,
     )
-    sub.add_parser("ingest", help="webhook receiver only (needs TRIAGE_NATS_URL)")
-    sub.add_parser("worker", help="incident grouping and investigations (needs TRIAGE_NATS_URL)")
-    sub.add_parser("notify", help="routing and delivery (needs TRIAGE_NATS_URL)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_, what in STAGE_COMMANDS:
+        sub.add_parser(
+            name,
+            help=help_,
+            description=f"{what} {STAGE_HELP}",
+            epilog=SETTINGS_HELP,
+        )
     sub.add_parser("demo", help="post the bundled alert to a running triage")
     dlq.add_parser(sub)
     routes_cli.add_parser(sub)
@@ -129,11 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "routes":  # needs no settings: it checks a file
         raise SystemExit(routes_cli.run(args))
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise SystemExit(f"invalid settings:\n{exc}") from exc
-    configure_logging(settings.log_format, settings.log_level)
-    try:
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
         if args.command == "demo":
             _demo(settings)
         elif args.command == "eval":
@@ -153,10 +219,16 @@ def main(argv: list[str] | None = None) -> None:
             _run(settings, ALL_STAGES, embedded=True)
         else:
             if not settings.nats.url:
-                raise SystemExit(f"`triage {args.command}` needs TRIAGE_NATS_URL")
+                raise ConfigError(
+                    f"`triage {args.command}` needs TRIAGE_NATS_URL (the NATS it shares with the "
+                    "other stages); `triage serve` runs every stage on an embedded server",
+                    setting="nats.url",
+                )
             _run(settings, frozenset({args.command}), embedded=False)
     except TriageError as exc:
-        print(f"triage: {exc}", file=sys.stderr)
+        # One line per problem, each naming what to change; no traceback.
+        for line in str(exc).splitlines():
+            print(f"triage: {line}", file=sys.stderr)
         raise SystemExit(2) from exc
 
 

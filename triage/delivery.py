@@ -15,6 +15,7 @@ from typing import Protocol, TextIO
 import structlog
 
 from triage.bus import Bus
+from triage.draft_text import render_text
 from triage.errors import NotReady, PartialDelivery, PoisonMessage
 from triage.metrics import Metrics
 from triage.models import DeliveryRef, DeliveryRequest, IncidentState, utcnow
@@ -29,30 +30,6 @@ class Sink(Protocol):
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
         """Deliver; returns a reference to what was posted (a thread for later updates)."""
         ...
-
-
-def render_text(request: DeliveryRequest, route: RouteDecision) -> str:
-    head = f"[{request.severity}] {request.title}  -> {', '.join(route.channels)} ({route.team})"
-    if request.kind == "resolve":
-        return f"RESOLVED {head}\nincident {request.incident_id} episode {request.episode}\n"
-    rca = request.rca
-    if rca is None:
-        return f"DRAFT {head}\n(no analysis)\n"
-    lines = [
-        f"DRAFT for review  {head}",
-        f"incident {request.incident_id} revision {request.revision}",
-        rca.summary,
-        f"Root cause: {rca.root_cause.component} [{rca.root_cause.kind}]"
-        + (f" change: {rca.root_cause.change}" if rca.root_cause.change else ""),
-        f"Confidence: {rca.confidence:.2f}   Impact: {rca.impact}",
-        "Evidence:",
-        *(f"  - [{e.id}] {e.summary}" for e in request.evidence[:5]),
-        "Next steps:",
-        *(f"  - {s}" for s in rca.next_steps),
-        "Collectors: " + ", ".join(f"{c.collector}={c.status}" for c in request.collectors),
-        rca.label,
-    ]
-    return "\n".join(lines) + "\n"
 
 
 class ConsoleSink:
@@ -147,7 +124,11 @@ class DeliveryStage:
         if request.kind == "resolve" and not any(d.kind == "draft" for d in state.deliveries):
             # The draft is still on its way; a resolve without it would have no thread.
             raise NotReady("draft not delivered yet", delay_s=2)
-        route = await self._router.decide(request.labels)
+        route = await self._router.decide({"severity": request.severity, **request.labels})
+        if request.rca is not None and not request.rca.owner_team:
+            # Every draft names its owner: the one the routing found, whoever wrote the draft.
+            rca = request.rca.model_copy(update={"owner_team": route.team})
+            request = request.model_copy(update={"rca": rca})
         for sink in pending:
             # The latest reference says where this incident's thread is (and how far a failed
             # attempt at this very request got).

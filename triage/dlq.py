@@ -23,7 +23,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from triage.bus import TRANSIENT, Subjects
+from triage.bus import CONSUMERS, TRANSIENT, Subjects
 from triage.errors import BrokerUnavailable
 from triage.models import DeadLetter, utcnow
 from triage.settings import NatsSettings, Settings
@@ -164,16 +164,20 @@ def as_json(entries: list[Entry], now: datetime) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dlq = sub.add_parser("dlq", help="list or replay dead letters (needs TRIAGE_NATS_URL)")
+    where = "NATS at TRIAGE_NATS_URL, else the embedded server of `triage serve`"
+    dlq = sub.add_parser(
+        "dlq", help="list or replay dead letters", description=f"Dead letters on {where}."
+    )
     actions = dlq.add_subparsers(dest="dlq_command", required=True)
+    stages = sorted(CONSUMERS)
     listing = actions.add_parser("list", help="dead letters with stage, reason, deliveries, age")
-    listing.add_argument("--stage", help="only this stage (incidents, investigations, ...)")
+    listing.add_argument("--stage", choices=stages, help="only this stage")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     replay = actions.add_parser(
         "replay", help="publish dead letters to their original subject, then delete them"
     )
     replay.add_argument("seq", nargs="*", type=int, help="stream sequences (from `dlq list`)")
-    replay.add_argument("--stage", help="every dead letter of this stage")
+    replay.add_argument("--stage", choices=stages, help="every dead letter of this stage")
     replay.add_argument("--all", action="store_true", help="every dead letter")
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
 

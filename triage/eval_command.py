@@ -9,6 +9,28 @@ from typing import Any
 
 from triage.settings import Settings
 
+FORMS = {
+    "import-changerca": "usage: triage eval import-changerca SRC DEST\n\n"
+    "Converts ChangeRCA cases (SRC: the dataset's folder, one sub-folder per case with its "
+    "rollout plan, per-pod metrics and ground truth) into triage scenarios under DEST, which "
+    "`triage eval DEST` then scores.",
+    "generate-corpus": "usage: triage eval generate-corpus DEST [--seed N]\n\n"
+    "Writes the synthetic Kubernetes fault corpus (every fault kind, with decoys) into DEST; "
+    "the same seed gives the same files.",
+}
+
+
+class _FormHelp(argparse.Action):
+    """``--help`` after import-changerca or generate-corpus explains that form, not eval's."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show this help message and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, *_: Any) -> None:
+        target = getattr(ns, "target", None) or []
+        print(FORMS[target[0]] if target and target[0] in FORMS else parser.format_help())
+        parser.exit()
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -16,8 +38,12 @@ def add_parser(sub: Any) -> None:
         help="score the investigation on scenarios; or import-changerca SRC DEST; "
         "or generate-corpus DEST",
         description="triage eval PATH [--analyzer heuristic|llm] [--backend files|live] | "
-        "triage eval import-changerca SRC DEST | triage eval generate-corpus DEST [--seed N]",
+        "triage eval import-changerca SRC DEST | triage eval generate-corpus DEST [--seed N]. "
+        "PATH holds scenario folders (a scenario.json each, see docs/scenarios.md), for example "
+        "scenarios/k8s-faults.",
+        add_help=False,
     )
+    p.add_argument("-h", "--help", action=_FormHelp)
     p.add_argument(
         "target", nargs="+", help="PATH, or import-changerca SRC DEST, or generate-corpus DEST"
     )
@@ -36,7 +62,7 @@ def add_parser(sub: Any) -> None:
         default=60,
         metavar="SECONDS",
         help="investigate this long after the first alert's start (default 60: the first "
-        "draft; a follow-up investigation runs later, see TRIAGE_INCIDENTS_FOLLOW_UP_S)",
+        "draft; a follow-up investigation runs later, see TRIAGE_INVESTIGATION_FOLLOW_UP_S)",
     )
 
 
@@ -80,4 +106,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         f"{o['cases']} cases: AC@1 {o['ac@1']:.3f}  AC@3 {o['ac@3']:.3f}  "
         f"Avg@5 {o['avg@5']:.3f}  mean rank {o['mean_rank']:.2f}  -> {out}/report.md"
     )
+    failed = report["summary"]["errors"]
+    if failed:
+        print(f"triage eval: {failed} case(s) failed (see the error column of the report)")
+        return 1
     return 0

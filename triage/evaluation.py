@@ -34,7 +34,13 @@ from triage.investigation import Investigator
 from triage.llm import LLMAnalyzer
 from triage.metrics import Metrics
 from triage.models import RCA, IncidentState
-from triage.scenarios import Scenario, find_scenarios, load_scenario, load_truth
+from triage.scenarios import (
+    SCENARIO_FILE,
+    Scenario,
+    find_scenarios,
+    load_scenario,
+    load_truth,
+)
 from triage.scoring import CaseResult, rank_of, summarize
 from triage.settings import InvestigationSettings, Settings
 
@@ -138,6 +144,10 @@ async def evaluate_one(
         ranking = [s.component for s in rca.suspects] or [rca.root_cause.component]
         kind = rca.root_cause.kind
         usage = rca.usage
+        if analyzer_name == "llm" and rca.analyzer != "llm":
+            # The gateway did not answer and the heuristic wrote the draft: scoring it as the
+            # LLM's would report the heuristic's accuracy under the LLM's name.
+            error, valid, ranking = f"LLM not used: {rca.label}", False, []
     except Exception as exc:  # one broken case must not hide the others' results
         error, valid, ranking, kind = f"{type(exc).__name__}: {exc}", False, [], "unknown"
     finally:
@@ -180,7 +190,16 @@ def run_eval(
     then evaluates them in a stable order. ``config``: the LLM analyzer's gateway settings."""
     dirs = find_scenarios(path)
     if not dirs:
-        raise SystemExit(f"no scenarios under {path}")
+        hint = (
+            ": it holds recorded evidence for `make run`'s demo, not evaluation scenarios"
+            if any(path.glob("*.json"))
+            else ""
+        )
+        raise SystemExit(
+            f"no scenarios under {path}{hint}. An evaluation scenario is a folder with a "
+            f"{SCENARIO_FILE} (docs/scenarios.md); try scenarios/k8s-faults, or make some with "
+            "`triage eval generate-corpus DEST`"
+        )
     for d in dirs:
         load_scenario(d)
         load_truth(d)

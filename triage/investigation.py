@@ -283,14 +283,29 @@ def _finished(
     return state
 
 
+# Below this anomaly score an item says "looked, and it is (nearly) normal".
+RULED_OUT_SCORE = 0.2
+DETAIL_CHARS = 300
+
+
 def _digest(evidence: list[Evidence], cited: list[str]) -> list[EvidenceDigest]:
     by_id = {i.id: (e.collector, i) for e in evidence for i in e.items}
     order = cited + [i.id for i in ranked_items(evidence) if i.id not in cited]
-    return [
-        EvidenceDigest(id=i, collector=by_id[i][0], summary=by_id[i][1].summary)
-        for i in order[:10]
-        if i in by_id
-    ]
+    out = []
+    for i in order[:10]:
+        if i not in by_id:
+            continue
+        collector, item = by_id[i]
+        role = "cause" if i in cited else "ruled_out" if item.score < RULED_OUT_SCORE else "context"
+        detail = (
+            item.detail if len(item.detail) <= DETAIL_CHARS else item.detail[:DETAIL_CHARS] + "…"
+        )
+        out.append(
+            EvidenceDigest(
+                id=i, collector=collector, summary=item.summary, detail=detail, role=role
+            )
+        )
+    return out
 
 
 async def _beat(heartbeat: Heartbeat, every: float) -> None:

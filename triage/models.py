@@ -245,11 +245,17 @@ class RCA(BaseModel):
 
 
 class EvidenceDigest(BaseModel):
-    """What readers of the draft see of one cited evidence item."""
+    """What readers of the draft see of one evidence item."""
 
     id: str
     collector: str
     summary: str
+    detail: str = Field("", description="The decisive specifics (a diff, a log line), clipped")
+    role: Literal["cause", "context", "ruled_out"] = Field(
+        "context",
+        description="cause: what the probable cause rests on; ruled_out: looked at and found "
+        "(nearly) normal",
+    )
 
 
 class CollectorReport(BaseModel):

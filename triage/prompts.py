@@ -1,11 +1,16 @@
 """Versioned prompt templates (``prompts/<version>/system.j2`` and ``user.j2``), rendered with
 one Jinja2 environment per folder. The version and a hash of the templates' content go on
-every RCA, so a draft can be traced to the exact prompt that produced it."""
+every RCA, so a draft can be traced to the exact prompt that produced it.
+
+The bundled templates are the repository's top-level ``prompts/`` folder, installed as the data
+package ``triage_prompts`` (pyproject.toml): found through importlib.resources, so a wheel or an
+editable install works the same, wherever it runs from."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +20,27 @@ import jinja2
 
 from triage.errors import ConfigError
 
-BUNDLED = Path(__file__).resolve().parents[1] / "prompts"
+BUNDLED_PACKAGE = "triage_prompts"
 OPEN, CLOSE = "<evidence>", "</evidence>"
+
+
+@functools.cache
+def bundled_dir() -> Path:
+    """The folder of the bundled templates: package ``triage_prompts``, as installed."""
+    try:
+        root = importlib.resources.files(BUNDLED_PACKAGE)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"bundled prompts not installed (package {BUNDLED_PACKAGE}): reinstall triage "
+            "(`pip install .` or `pip install -e .`) or set TRIAGE_LLM_PROMPT_DIR",
+            setting="llm.prompt_dir",
+        ) from exc
+    if not isinstance(root, Path):  # e.g. imported from a zip file: Jinja2 needs a folder
+        raise ConfigError(
+            f"bundled prompts are not on the file system ({root}): set TRIAGE_LLM_PROMPT_DIR",
+            setting="llm.prompt_dir",
+        )
+    return root
 
 
 @functools.cache
@@ -44,7 +68,7 @@ class Prompts:
 
 
 def load_prompts(version: str, root: Path | None = None) -> Prompts:
-    base = root or BUNDLED
+    base = root or bundled_dir()
     env = _environment(base.resolve())
     digest = hashlib.sha256(version.encode())
     templates = []

@@ -167,21 +167,28 @@ class Router:
         *,
         owners: OwnerLookup | None = None,
         source: str = "settings",
+        team_label: str = "",
+        team_channel: str = "#{team}",
     ) -> None:
         self.rules = rules
         self.default = default
         self.source = source
         self.owners = owners
+        self.team_label = team_label
+        self.team_channel = team_channel
 
     @classmethod
     def from_settings(cls, settings: RoutingSettings, owners: OwnerLookup | None = None) -> Router:
         default = Target(
             settings.default_team, (settings.default_channel,), None, "default route (settings)"
         )
+        by_label = {"team_label": settings.team_label, "team_channel": settings.team_channel}
         if settings.file is None:
-            return cls([], default, owners=owners)
+            return cls([], default, owners=owners, **by_label)
         rules, file_default = load_routing_file(settings.file)
-        return cls(rules, file_default or default, owners=owners, source=str(settings.file))
+        return cls(
+            rules, file_default or default, owners=owners, source=str(settings.file), **by_label
+        )
 
     def matching(self, labels: dict[str, str]) -> list[Rule]:
         hits = []
@@ -194,7 +201,7 @@ class Router:
 
     def route(self, labels: dict[str, str], owner: Ownership | None = None) -> RouteDecision:
         hits = self.matching(labels)
-        by_rules = tuple(r.target() for r in hits) or (self.default,)
+        by_rules = tuple(r.target() for r in hits) or (self._labelled(labels) or self.default,)
         if owner is None or not (owner.team or owner.channels):
             return RouteDecision(by_rules)
         # The workload's own word beats the rules; the file still decides whom to page.
@@ -212,6 +219,25 @@ class Router:
         else:
             mention = by_rules[0].mention
         return RouteDecision((Target(team, channels, mention, f"ownership: {owner.source}"),))
+
+    def _labelled(self, labels: dict[str, str]) -> Target | None:
+        """The team an alert names in its team label, when no rule matched: the file's rule for
+        that team says where (and whom to page), else the channel named after the team."""
+        team = labels.get(self.team_label, "").strip() if self.team_label else ""
+        if not team:
+            return None
+        why = f"label {self.team_label}={json.dumps(team)}"
+        rule = next((r for r in self.rules if r.team == team), None)
+        if rule is not None:
+            return Target(
+                team, rule.channels, rule.mention, f"{why}, channels of {rule.describe()}"
+            )
+        slug = re.sub(r"[^a-z0-9_\-]+", "-", team.lower()).strip("-")
+        channel = self.team_channel.replace("{team}", slug)
+        if not slug or not CHANNEL.match(channel):
+            log.warning("team_label_unusable", team=team, channel=channel)
+            return None
+        return Target(team, (channel,), None, why)
 
     async def decide(self, labels: dict[str, str]) -> RouteDecision:
         owner = None

@@ -3,11 +3,15 @@ and field: ``TRIAGE_NATS_URL`` sets ``nats.url``)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from triage.errors import ConfigError
 
@@ -127,6 +131,23 @@ class RoutingSettings(BaseModel):
     ownership_cache_s: float = Field(
         60, ge=0, description="How long workload/namespace ownership read from Kubernetes is reused"
     )
+    team_label: str = Field(
+        "team",
+        description="Alert label naming the owning team; used when no rule matches, before the "
+        "default route (empty = ignore)",
+    )
+    team_channel: str = Field(
+        "#{team}",
+        description="The channel of a team named by that label, unless a rule of the file names "
+        "the team",
+    )
+
+    @field_validator("team_channel")
+    @classmethod
+    def _has_team(cls, value: str) -> str:
+        if "{team}" not in value or not value.startswith("#"):
+            raise ValueError("must be a channel name containing {team}, e.g. #{team}-alerts")
+        return value
 
 
 class KubernetesSettings(BaseModel):
@@ -198,7 +219,7 @@ class LLMSettings(BaseModel):
     @model_validator(mode="after")
     def _limits(self) -> LLMSettings:
         if self.min_concurrency > self.max_concurrency:
-            raise ValueError("llm min_concurrency exceeds max_concurrency")
+            raise ValueError("TRIAGE_LLM_MIN_CONCURRENCY exceeds TRIAGE_LLM_MAX_CONCURRENCY")
         return self
 
 
@@ -216,7 +237,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto = console on a terminal, JSON otherwise"
     )
-    log_level: str = Field("info", description="debug, info, warning, error")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning, error"
+    )
     nats: NatsSettings = NatsSettings()
     ingest: IngestSettings = IngestSettings()
     incidents: IncidentSettings = IncidentSettings()
@@ -230,15 +253,27 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     llm: LLMSettings = LLMSettings()
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         inv = self.investigation
         if inv.collector_deadline_s > inv.total_deadline_s:
-            raise ValueError("investigation collector_deadline_s exceeds total_deadline_s")
+            raise ValueError(
+                f"TRIAGE_INVESTIGATION_COLLECTOR_DEADLINE_S ({inv.collector_deadline_s:g}) "
+                f"exceeds TRIAGE_INVESTIGATION_TOTAL_DEADLINE_S ({inv.total_deadline_s:g})"
+            )
         # The investigation is cut at total_deadline_s + 5 s: past it there would be no draft,
         # not even the heuristic one the LLM deadline falls back to.
         if self.llm.base_url and self.llm.deadline_s + 1 >= inv.total_deadline_s + 5:
-            raise ValueError("llm deadline_s must end well before investigation total_deadline_s")
+            raise ValueError(
+                f"TRIAGE_LLM_DEADLINE_S ({self.llm.deadline_s:g}) must end at least 4 s before "
+                f"TRIAGE_INVESTIGATION_TOTAL_DEADLINE_S ({inv.total_deadline_s:g}) does, so that "
+                "the heuristic fallback still has time"
+            )
         return self
 
     def bearer_token(self) -> str | None:
@@ -259,6 +294,71 @@ class Settings(BaseSettings):
 
     def llm_api_key(self) -> str | None:
         return _secret(self.llm.api_key, self.llm.api_key_file, "LLM API key")
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or a ConfigError that names the variable at fault and
+    what it expects, one line each (never the value of a secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(
+            "\n".join(_explain(e) for e in exc.errors()), setting="environment"
+        ) from exc
+    except SettingsError as exc:
+        raise ConfigError(_unparsable(str(exc)), setting="environment") from exc
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return "TRIAGE_" + "_".join(str(p) for p in loc[:2]).upper()
+
+
+def _field(loc: tuple[int | str, ...]) -> FieldInfo | None:
+    fields: dict[str, FieldInfo] = Settings.model_fields
+    found = None
+    for part in loc[:2]:
+        found = fields.get(str(part))
+        if found is None:
+            return None
+        annotation = found.annotation
+        fields = (
+            annotation.model_fields
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else {}
+        )
+    return found
+
+
+def _explain(error: ErrorDetails) -> str:
+    loc = tuple(error["loc"])
+    msg = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across settings: its message names the variables
+        return msg
+    name = _variable(loc)
+    field = _field(loc)
+    what = f" ({field.description})" if field is not None and field.description else ""
+    secret = any(w in name for w in ("TOKEN", "PASSWORD", "SECRET", "KEY"))
+    got = "" if secret or error["type"] == "missing" else f", got {error.get('input')!r}"
+    return f"{name}: {msg[0].lower()}{msg[1:]}{got}{what}"
+
+
+def _unparsable(message: str) -> str:
+    """pydantic-settings says only which section failed to parse: find the variable whose value
+    is not the JSON its field needs (lists and maps are given as JSON)."""
+    section = message.split('"')[1] if message.count('"') >= 2 else ""
+    prefix = f"TRIAGE_{section}_".upper()
+    for name, value in sorted(os.environ.items()):
+        if not name.upper().startswith(prefix):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            field = _field((section, name[len(prefix) :].lower()))
+            if field is None or field.annotation in (str, Path, SecretStr, str | None):
+                continue
+            what = f" ({field.description})" if field.description else ""
+            return f'{name}: expected JSON, e.g. ["..."] for a list, got {value!r}{what}'
+    return f"{message}: a TRIAGE_{section.upper()}_* variable is not the JSON its field needs"
 
 
 def _secret(value: SecretStr | None, path: Path | None, what: str) -> str | None:

@@ -16,7 +16,8 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel
 
-from triage.models import DeliveryRequest, Link
+from triage.draft_text import CONFIDENT
+from triage.models import DeliveryRequest, EvidenceDigest, Link
 from triage.routing import RouteDecision
 
 Block = dict[str, Any]
@@ -194,9 +195,14 @@ def draft_blocks(
         facts = [f"*Component:* {esc(cause.component)}", f"*Kind:* {cause.kind.replace('_', ' ')}"]
         if cause.change:
             facts.append(f"*Change:* {esc(cause.change)}")
+        title = (
+            "*Probable cause*"
+            if cause.component != "unknown" and rca.confidence >= CONFIDENT
+            else "*No confident cause*"
+        )
         body.append(
             section(
-                f"{icon} *Probable cause* ({rca.confidence:.0%} confidence)\n{esc(rca.summary)}\n"
+                f"{icon} {title} ({rca.confidence:.0%} confidence)\n{esc(rca.summary)}\n"
                 + " · ".join(facts)
                 + f"\n*Impact:* {esc(rca.impact)}"
             )
@@ -205,10 +211,15 @@ def draft_blocks(
                   if request.annotations.get(k)]  # fmt: skip
     if alert_text:
         body.append(section("*Alert*\n" + "\n".join(alert_text)))
-    evidence = [f"• `{esc(e.id)}` {esc(e.summary)}" for e in request.evidence]
+    # What the cause rests on first, with its specifics (the diff, the log line); what was
+    # looked at and found normal apart, so it is not read as support.
+    evidence = [_evidence_line(e) for e in request.evidence if e.role != "ruled_out"]
     evidence += [line for ln in request.links if (line := _link_line(ln))]
     if evidence:
         body += sections("*Evidence*", evidence)
+    ruled_out = [_evidence_line(e) for e in request.evidence if e.role == "ruled_out"]
+    if ruled_out:
+        body += sections("*Ruled out* (looked, found normal)", ruled_out)
     if rca is not None and rca.next_steps:
         body += sections(
             "*Next steps*", [f"{n}. {esc(s)}" for n, s in enumerate(rca.next_steps, 1)]
@@ -220,6 +231,13 @@ def draft_blocks(
         tail.append(feedback_actions(request.incident_id, request.revision, rca.analyzer))
     tail.append(context(_context_line(request, route)))
     return _fit(head, body, tail)
+
+
+def _evidence_line(e: EvidenceDigest) -> str:
+    line = f"• `{esc(e.id)}` {esc(e.summary)}"
+    if e.role == "cause" and e.detail and e.detail != e.summary:
+        line += f"\n    ↳ {esc(e.detail)}"
+    return line
 
 
 def _link_line(ln: Link) -> str | None:

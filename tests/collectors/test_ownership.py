@@ -128,5 +128,5 @@ def test_no_kubernetes_configured_means_no_client_and_a_broken_one_stops_start(t
     assert api_client(kubeconfig=None, context=None, in_cluster=False) is None
     broken = tmp_path / "kubeconfig"
     broken.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
-    with pytest.raises(ConfigError, match="kubernetes configuration"):
+    with pytest.raises(ConfigError, match="TRIAGE_KUBERNETES_KUBECONFIG="):
         api_client(kubeconfig=str(broken), context=None, in_cluster=False)

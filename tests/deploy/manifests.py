@@ -18,7 +18,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-OVERLAYS = ("dev", "production", "production-dra")
+OVERLAYS = ("dev", "production", "production-dra", "no-gpu")
+# The overlays that run their own model servers (vLLM on GPUs); no-gpu calls an external
+# provider through the gateway (components/external-llm).
+GPU_OVERLAYS = ("dev", "production", "production-dra")
 NAMESPACE = "triage"
 
 Obj = dict[str, Any]
@@ -35,14 +38,18 @@ def kubectl() -> str:
 
 @functools.cache
 def rendered_text(overlay: str) -> str:
+    return kustomize(DEPLOY / "overlays" / overlay)
+
+
+def kustomize(directory: Path) -> str:
     proc = subprocess.run(
-        [kubectl(), "kustomize", str(DEPLOY / "overlays" / overlay)],
+        [kubectl(), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     if proc.returncode != 0:
-        raise AssertionError(f"kustomize failed for {overlay}:\n{proc.stderr}")
+        raise AssertionError(f"kustomize failed for {directory}:\n{proc.stderr}")
     return proc.stdout
 
 
@@ -74,6 +81,17 @@ def pod_templates(objs: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
 
 def containers(pod: Obj) -> list[Obj]:
     return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def gateway_config(objs: list[Obj]) -> Obj:
+    """The LiteLLM config (the generated ConfigMap litellm-config-<hash>), parsed."""
+    (config,) = [
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("litellm-config-")
+    ]
+    parsed: Obj = yaml.safe_load(config["data"]["config.yaml"])
+    return parsed
 
 
 def settings_env(objs: list[Obj]) -> dict[str, str]:

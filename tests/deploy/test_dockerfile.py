@@ -66,10 +66,16 @@ def test_dockerignore_sends_only_the_package():
     assert allowed == {"pyproject.toml", "constraints.txt", "triage", "collectors", "prompts"}
 
 
-def test_the_image_carries_the_prompt_templates_where_settings_point():
-    final = stages()[-1]
-    env = " ".join(i["value"] for i in final if i["instruction"] == "ENV")
+def test_the_image_carries_the_prompt_templates_inside_the_installed_package():
+    """The wheel ships prompts/ as package ``triage_prompts``: the build stage needs the folder
+    to install it; the runtime stage gets it with the virtual environment, and nothing points
+    TRIAGE_LLM_PROMPT_DIR elsewhere (unset = the bundled templates)."""
+    build, final = stages()[0], stages()[-1]
+    assert "prompts ./prompts" in [i["value"] for i in build if i["instruction"] == "COPY"]
+    install = " ".join(i["value"] for i in build if i["instruction"] == "RUN")
+    assert re.search(r"pip install\b.* \.(\s|$)", install), install  # the package, not -e
+    everything = " ".join(i["value"] for stage in stages() for i in stage)
+    assert "TRIAGE_LLM_PROMPT_DIR" not in everything
     copies = [i["value"] for i in final if i["instruction"] == "COPY"]
-    assert "TRIAGE_LLM_PROMPT_DIR=/opt/triage/prompts" in env
-    assert "--from=build /src/prompts /opt/triage/prompts" in copies
-    assert (ROOT / "prompts").is_dir()
+    assert copies == ["--from=build /opt/triage /opt/triage"]
+    assert (ROOT / "prompts" / "__init__.py").is_file()

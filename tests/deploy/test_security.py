@@ -14,7 +14,16 @@ import pytest
 from collectors.kubernetes import KubernetesCollector
 from collectors.logs import LogsCollector
 from collectors.sources import ApiKubeSource
-from tests.deploy.manifests import DEPLOY, OVERLAYS, containers, find, one, pod_templates, render
+from tests.deploy.manifests import (
+    DEPLOY,
+    GPU_OVERLAYS,
+    OVERLAYS,
+    containers,
+    find,
+    one,
+    pod_templates,
+    render,
+)
 from tests.servers import serve_asgi
 from triage.evaluation import incident_of, investigated_at
 from triage.investigation import Investigator
@@ -213,6 +222,9 @@ def test_secrets_are_referenced_by_the_names_the_readme_documents(overlay: str):
                 for e in c.get("env", [])
                 if "secretKeyRef" in e.get("valueFrom", {})
             }
-    assert names == {"triage-ingest", "triage-slack", "triage-llm", "litellm"}
+    expected = {"triage-ingest", "triage-slack", "triage-llm", "litellm"}
+    if overlay not in GPU_OVERLAYS:
+        expected.add("llm-provider")  # the external provider's API key, for the gateway
+    assert names == expected
     for name in names:
         assert f"`{name}`" in readme

@@ -97,15 +97,24 @@ async def test_a_rollout_is_blamed_as_a_bad_rollout_with_its_change():
     assert any("checkoutservice" in step for step in rca.next_steps)
 
 
-async def test_without_evidence_the_cause_is_unknown_and_failed_collectors_are_named():
-    rca = await analyze(failed("prometheus"), Evidence(collector="scenario", status="no_data"))
+async def test_without_evidence_no_cause_is_named_and_each_collector_says_why():
+    quiet = Evidence(collector="scenario", status="no_data", error="no scenario matches")
+    rca = await analyze(failed("prometheus"), quiet)
 
-    assert rca.root_cause.kind == "unknown"
-    assert rca.root_cause.component == "frontend"  # from the alert's labels
-    assert rca.confidence <= 0.1
-    assert rca.evidence_ids == []
-    assert "prometheus" in rca.root_cause.description
-    assert "scenario" not in rca.root_cause.description
+    assert rca.summary.startswith("Insufficient evidence")
+    assert "frontend" in rca.summary  # what was looked at, from the alert's labels
+    # The alerting service is not blamed for want of anything else.
+    assert rca.root_cause.component == "unknown" and rca.root_cause.kind == "unknown"
+    assert rca.confidence == 0 and rca.evidence_ids == []
+    assert "prometheus: error" in rca.root_cause.description
+    assert "scenario: no_data (no scenario matches)" in rca.root_cause.description
+    assert any("prometheus" in q for q in rca.open_questions)
+
+
+async def test_with_no_collector_configured_the_draft_says_so():
+    rca = await analyze()
+    assert rca.summary == "Insufficient evidence: no evidence source is configured"
+    assert rca.root_cause.component == "unknown"
 
 
 async def test_the_same_items_in_another_order_give_the_same_draft():

@@ -58,3 +58,18 @@ def test_eval_with_the_llm_analyzer_and_no_gateway_says_what_to_set(cases: Path,
     done = run_eval(cases, tmp_path)
     assert done.returncode != 0
     assert "set TRIAGE_LLM_BASE_URL" in done.stderr
+
+
+def test_eval_with_an_unreachable_gateway_marks_every_case_instead_of_scoring_the_fallback(
+    cases: Path, tmp_path: Path
+):
+    from tests.servers import free_port
+
+    nobody = f"http://127.0.0.1:{free_port()}/v1"
+    done = run_eval(cases, tmp_path, TRIAGE_LLM_BASE_URL=nobody, TRIAGE_LLM_MAX_RETRIES="0")
+    assert done.returncode == 1
+    assert "3 case(s) failed" in done.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["summary"]["errors"] == 3
+    assert report["summary"]["overall"]["ac@1"] == 0  # nothing scored under the LLM's name
+    assert all(c["error"].startswith("LLM not used") for c in report["cases"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import jinja2
 import pytest
 
 from triage.errors import ConfigError
-from triage.prompts import delimited, load_prompts
+from triage.prompts import bundled_dir, delimited, load_prompts
 
 
 def write(root: Path, version: str, system: str, user: str) -> None:
@@ -51,3 +52,13 @@ def test_delimited_json_cannot_close_the_block_and_decodes_to_the_same_text():
     out = delimited({"line": text})
     assert "<" not in out and ">" not in out and "&" not in out
     assert json.loads(out) == {"line": text}
+
+
+def test_the_default_location_is_the_installed_data_package():
+    """Unset TRIAGE_LLM_PROMPT_DIR = package triage_prompts (the repository's prompts/ folder,
+    shipped in the wheel), found through importlib.resources, not a path beside the source."""
+    root = importlib.resources.files("triage_prompts")
+    assert isinstance(root, Path)
+    assert bundled_dir() == root
+    assert (root / "v1" / "system.j2").is_file() and (root / "v1" / "user.j2").is_file()
+    assert load_prompts("v1").hash == load_prompts("v1", root).hash

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from triage.app import create_app
 from triage.cli import main
@@ -104,7 +105,38 @@ def test_a_file_without_default_uses_the_settings_default(tmp_path: Path):
     path.write_text('routes:\n  - {team: cart, channel: "#cart", matchers: [team=cart]}\n')
     r = Router.from_settings(RoutingSettings(file=path, default_channel="#fallback"))
     assert r.route({"team": "cart"}).channel == "#cart"
-    assert r.route({"team": "other"}).channels == ("#fallback",)
+    assert r.route({"service": "other"}).channels == ("#fallback",)
+
+
+def test_the_team_label_routes_to_that_teams_channel_before_the_default():
+    r = Router.from_settings(RoutingSettings(default_channel="#fallback"))
+    d = r.route({"team": "Cart Team", "service": "cartservice"})
+    assert (d.team, d.channels) == ("Cart Team", ("#cart-team",))
+    assert 'label team="Cart Team"' in d.reason
+    assert r.route({"service": "cartservice"}).channels == ("#fallback",)
+
+
+def test_the_team_label_takes_the_files_channels_and_pager_for_that_team(tmp_path: Path):
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "routes:\n"
+        '  - {team: cart, channel: "#cart-oncall", mention: S0CART001, matchers: [service=cart]}\n'
+    )
+    r = Router.from_settings(RoutingSettings(file=path, team_channel="#{team}-alerts"))
+    d = r.route({"team": "cart", "service": "cartservice", "severity": "critical"})
+    assert d.channels == ("#cart-oncall",)
+    assert d.mentions("#cart-oncall", "critical") == ["S0CART001"]
+    other = r.route({"owner": "search"})
+    assert other.team == "unowned"  # no team label: the default
+    named = Router.from_settings(
+        RoutingSettings(team_label="owner", team_channel="#{team}-alerts")
+    ).route({"owner": "search"})
+    assert named.channels == ("#search-alerts",)
+
+
+def test_the_team_channel_setting_must_name_the_team():
+    with pytest.raises(ValidationError, match="must be a channel name containing"):
+        RoutingSettings(team_channel="#alerts")
 
 
 def test_user_groups_are_paged_only_for_critical_and_only_in_their_channels():
