@@ -208,7 +208,9 @@ class LLMSettings(BaseModel):
     min_concurrency: int = Field(1, ge=1, description="The adaptive limit never goes below this")
     max_tokens: int = Field(1200, gt=0, description="Completion tokens per call, most")
     prompt_version: str = Field("v1", description="Folder of prompt templates under prompt_dir")
-    prompt_dir: Path | None = Field(None, description="Prompt templates; unset = bundled prompts/")
+    prompt_dir: Path | None = Field(
+        None, description="Prompt templates; unset = those shipped in the package (prompts/)"
+    )
     price_per_1k_prompt: float | dict[str, float] = Field(
         0.0, description='Price per 1k prompt tokens: one number or {"model": price, "*": default}'
     )

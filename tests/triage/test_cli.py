@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -83,26 +84,95 @@ def test_serve_on_the_embedded_default_then_demo_prints_a_draft(embedded_env, tm
         no_token = httpx.post(f"http://127.0.0.1:{port}/api/v1/alertmanager", json=webhook())
         assert no_token.status_code == 401
 
-        demo = subprocess.run(
-            [sys.executable, "-m", "triage.cli", "demo"],
-            cwd=tmp_path,
-            env={**os.environ, **embedded_env},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert '"status":"accepted"' in demo.stdout
+        def demo() -> None:
+            done = subprocess.run(
+                [sys.executable, "-m", "triage.cli", "demo"],
+                cwd=tmp_path,
+                env={**os.environ, **embedded_env},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert '"status":"accepted"' in done.stdout
+
+        demo()
         wait_until(lambda: "DRAFT for review" in out.read_text())
         text = out.read_text()
-        assert "Root cause: checkoutservice [bad_rollout]" in text
-        assert "rollout-checkoutservice-rev14" in text
+        assert "Probable cause: checkoutservice (bad rollout; confidence" in text
+        # The decisive fact is on the console, under what the cause rests on.
+        rests_on = text.split("Evidence the cause rests on:")[1]
+        assert "rollout-checkoutservice-rev14" in rests_on.split("Ruled out")[0]
+        assert "env PAYMENT_TIMEOUT_MS 3000 -> 300" in rests_on
+        ruled_out = text.split("Ruled out (looked, found normal):")[1]
+        assert "paymentservice p99 latency unchanged" in ruled_out.split("Next steps:")[0]
+        assert "Runbook (CheckoutHighErrorRate): https://runbooks.example.internal/" in text
+        # The alert's team label chose the channel; no routing file is configured.
+        assert "-> #payments (payments)" in text
+        # Each `make demo` is a new incident, with a draft of its own.
+        demo()
+        wait_until(lambda: out.read_text().count("DRAFT for review") == 2)
     finally:
         stop(serve)
     # The embedded nats-server went down with the service, its data stays for next time.
     assert (Path(embedded_env["TRIAGE_STATE_DIR"]) / "nats" / "jetstream").is_dir()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{embedded_env['TRIAGE_NATS_EMBEDDED_MONITOR_PORT']}/varz")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "expected"),
+    [
+        ({"TRIAGE_PROMETHEUS_QUERIES": "up"}, "TRIAGE_PROMETHEUS_QUERIES", "expected JSON"),
+        ({"TRIAGE_LOG_LEVEL": "verbose"}, "TRIAGE_LOG_LEVEL", "'debug', 'info'"),
+        ({"TRIAGE_NATS_MAX_DELIVER": "0"}, "TRIAGE_NATS_MAX_DELIVER", "greater than or equal"),
+        (
+            {"TRIAGE_LLM_BASE_URL": "http://gw/v1", "TRIAGE_LLM_DEADLINE_S": "30"},
+            "TRIAGE_LLM_DEADLINE_S",
+            "TRIAGE_INVESTIGATION_TOTAL_DEADLINE_S",
+        ),
+        (
+            {"TRIAGE_KUBERNETES_KUBECONFIG": "/nonexistent/kubeconfig"},
+            "TRIAGE_KUBERNETES_KUBECONFIG",
+            "/nonexistent/kubeconfig",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
+    embedded_env, tmp_path, env, variable, expected
+):
+    proc = subprocess.run(
+        [sys.executable, "-m", "triage.cli", "serve"],
+        cwd=tmp_path,
+        env={**os.environ, **embedded_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # no traceback
+    assert lines[0].startswith(f"triage: {variable}") and expected in lines[0]
+    assert "triage is up" not in proc.stdout
+
+
+def test_a_taken_http_port_is_one_line_naming_the_variable(embedded_env, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        env = {**embedded_env, "TRIAGE_HTTP_PORT": str(s.getsockname()[1])}
+        proc = subprocess.run(
+            [sys.executable, "-m", "triage.cli", "serve"],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.startswith("triage: TRIAGE_HTTP_PORT=") and len(proc.stderr.splitlines()) == 1
+    )
 
 
 def test_embedded_port_taken_is_a_clear_error(embedded_env, tmp_path, nats_server: NatsServer):
