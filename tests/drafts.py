@@ -40,7 +40,7 @@ def rca(incident_id: str = "inc-cart", revision: int = 1, **overrides: Any) -> R
     base: dict[str, Any] = {
         "incident_id": incident_id,
         "revision": revision,
-        "summary": "Probable cause: cartservice (bad rollout): revision 7 rolled out before onset",
+        "summary": "Deployment shop/cartservice rolled out revision 7 before the onset",
         "root_cause": RootCause(
             component="cartservice",
             kind="bad_rollout",

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import BaseModel
 
 from triage.draft_text import CONFIDENT
-from triage.models import DeliveryRequest, EvidenceDigest, Link
+from triage.models import RCA, DeliveryRequest, EvidenceDigest, Link
 from triage.routing import RouteDecision
 
 Block = dict[str, Any]
@@ -134,12 +134,20 @@ class ParentInfo(BaseModel):
         return cls(
             severity=request.severity,
             headline=headline(request)[:300],
-            cause=(rca.summary if rca else "no analysis")[:500],
+            cause=(_cause(rca) if rca else "no analysis")[:500],
             confidence=rca.confidence if rca else None,
             incident_id=request.incident_id,
             revision=request.revision,
             analyzer=rca.analyzer if rca else "none",
         )
+
+
+def _cause(rca: RCA) -> str:
+    """What the resolved parent keeps of the cause: who, what kind, and the decisive fact."""
+    c = rca.root_cause
+    if c.component == "unknown":
+        return rca.summary
+    return f"{c.component} ({c.kind.replace('_', ' ')}): {rca.summary}"
 
 
 def feedback_actions(incident_id: str, revision: int, analyzer: str) -> Block:

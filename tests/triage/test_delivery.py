@@ -4,6 +4,7 @@ see it, across redeliveries, failures part way and sinks that fail on their own.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -156,3 +157,13 @@ async def test_concurrent_drafts_of_one_incident_open_one_thread(
     for channel in ("#cart-oncall", "#shop"):
         [parent] = slack_api.top_level(channel)
         assert len(slack_api.replies(parent)) == 1
+
+
+async def test_every_delivered_draft_names_its_owning_team(bus: Bus, tmp_path: Path):
+    await stored(bus, incident())
+    out = tmp_path / "drafts.jsonl"
+    assert draft().rca is not None and draft().rca.owner_team is None  # as the heuristic writes it
+    assert await stage(bus, [JsonlSink(out)]).handle(draft()) == "delivered"
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["team"] == "cart"
+    assert record["delivery"]["rca"]["owner_team"] == "cart"

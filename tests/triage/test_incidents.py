@@ -120,3 +120,33 @@ def test_alerts_joining_during_a_pending_follow_up_are_looked_at_without_waiting
     assert grown.requested_revision == 2
     assert grown.investigate_after == later + timedelta(seconds=30)
     assert grown.follow_up_revision == 0
+
+
+def test_a_group_of_mixed_severities_is_as_severe_as_its_worst_alert():
+    # group_by [alertname, namespace] groups a warning and a critical: the shared labels then
+    # carry no severity, and the draft must still be critical (and page).
+    state = first(
+        alert("A", service="a", extra_labels={"severity": "warning"}),
+        alert("A", service="b", extra_labels={"severity": "critical"}),
+    )
+    assert "severity" not in state.common_labels
+    assert state.severity() == "critical"
+    from triage.investigation import draft_request
+    from triage.models import RCA, RootCause
+
+    rca = RCA(
+        incident_id=state.incident_id,
+        revision=1,
+        summary="s",
+        root_cause=RootCause(component="b", kind="unknown", description="d"),
+        confidence=0.5,
+        impact="i",
+        evidence_ids=[],
+        next_steps=[],
+        analyzer="heuristic",
+        label="l",
+        created_at=NOW,
+    )
+    assert draft_request(state, 1, rca, [], "new incident").severity == "critical"
+    info = first(alert("B", extra_labels={"severity": "info"}))
+    assert info.severity() == "info"

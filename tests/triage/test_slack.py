@@ -335,3 +335,41 @@ async def test_oversized_drafts_are_truncated_within_slacks_limits_and_say_so(
             r"&[a-z]{0,4}(?![a-z;])",
             text.replace("&amp;", "").replace("&lt;", "").replace("&gt;", ""),
         ), "an entity was cut in half"
+
+
+async def test_what_was_ruled_out_is_apart_and_no_evidence_names_no_cause(
+    slack_api: SlackApi, session: aiohttp.ClientSession
+):
+    evidence = [
+        EvidenceDigest(
+            id="rollout-cart-7",
+            collector="kubernetes",
+            summary="cartservice revision 7 rolled out",
+            detail="env CART_TIMEOUT_MS 3000 -> 300",
+            role="cause",
+        ),
+        EvidenceDigest(
+            id="redis-latency",
+            collector="metrics",
+            summary="redis latency unchanged",
+            role="ruled_out",
+        ),
+    ]
+    await sink(slack_api, session).send(
+        draft().model_copy(update={"evidence": evidence}), route("#cart-oncall"), None
+    )
+    body = "\n".join(all_text(slack_api.top_level("#cart-oncall")[0].blocks))
+    support, ruled_out = body.split("*Ruled out* (looked, found normal)")
+    assert "env CART_TIMEOUT_MS 3000 -&gt; 300" in support.split("*Evidence*")[1]
+    assert "redis latency unchanged" in ruled_out and "redis latency" not in support
+
+    unknown = rca(
+        summary="Insufficient evidence: no collector found anything about cartservice",
+        confidence=0.0,
+        root_cause={"component": "unknown", "kind": "unknown", "description": "x"},
+    )
+    await sink(slack_api, session).send(
+        draft("inc-2").model_copy(update={"rca": unknown, "evidence": []}), route("#other"), None
+    )
+    body = "\n".join(all_text(slack_api.top_level("#other")[0].blocks))
+    assert "*No confident cause* (0% confidence)" in body and "*Probable cause*" not in body
