@@ -59,7 +59,12 @@ def render_text(request: DeliveryRequest, route: RouteDecision) -> str:
     ]
     if cause.change:
         lines.append(f"  Change: {cause.change}")
-    if cause.description and cause.description != rca.summary:
+    shown = {
+        rca.summary,
+        *(e.detail for e in request.evidence),
+        *(e.summary for e in request.evidence),
+    }
+    if cause.description and cause.description not in shown:
         lines.append(f"  {cause.description}")
     lines.append(f"Impact: {rca.impact}")
     by_role = {
