@@ -29,10 +29,10 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -44,6 +44,26 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         )
     )
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Replaces an earlier call's handler (tests configure more than once), keeps anyone else's.
+    root.handlers = [h for h in root.handlers if not isinstance(h, _StderrHandler)] + [handler]
     # Libraries are chatty at info (every HTTP request): their warnings and errors are enough.
     root.setLevel(max(lvl, logging.WARNING))
+
+
+class _Stderr:
+    """sys.stderr as it is when a line is written: it may be replaced after set-up (pytest's
+    capture, a daemon's redirection), and the old one closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes, not what it was at set-up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)

@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -26,6 +26,22 @@ class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Alert times an investigation can do arithmetic on (windows of hours around them).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """A time without a zone is read as UTC (Alertmanager always sends one)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
 class Alert(_Tolerant):
     status: AlertStatus
     labels: dict[str, str]
@@ -34,6 +50,20 @@ class Alert(_Tolerant):
     endsAt: datetime | None = None
     generatorURL: str = ""
     fingerprint: str
+
+    @field_validator("startsAt")
+    @classmethod
+    def _starts(cls, value: datetime) -> datetime:
+        return _in_range(_utc(value))
+
+    @field_validator("endsAt")
+    @classmethod
+    def _ends(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        value = _utc(value)
+        # Alertmanager's zero time (0001-01-01) on a firing alert means "no end yet".
+        return None if value.year == 1 else _in_range(value)
 
 
 class AlertmanagerWebhook(_Tolerant):

@@ -150,3 +150,19 @@ def test_a_group_of_mixed_severities_is_as_severe_as_its_worst_alert():
     assert draft_request(state, 1, rca, [], "new incident").severity == "critical"
     info = first(alert("B", extra_labels={"severity": "info"}))
     assert info.severity() == "info"
+
+
+def test_times_without_a_zone_are_utc_and_alertmanagers_zero_end_is_no_end():
+    naive = alert("A")
+    naive["startsAt"] = "2026-11-23T11:55:00"
+    day = alert("B")
+    day["startsAt"] = "2026-11-23"
+    state = first(naive, day)
+    starts = sorted(a.starts_at for a in state.alerts.values())
+    assert starts == [
+        datetime(2026, 11, 23, tzinfo=UTC),
+        datetime(2026, 11, 23, 11, 55, tzinfo=UTC),
+    ]
+    # Comparable with aware times (a TypeError in the investigation, before).
+    assert state.onset() < NOW
+    assert all(a.ends_at is None for a in state.alerts.values())

@@ -62,6 +62,13 @@ async def test_unknown_fields_are_tolerated(nats_server: NatsServer, settings):
         (lambda p: p["alerts"][0].update(startsAt="yesterday"), "alerts.0.startsAt"),
         (lambda p: p["alerts"][0].update(status="burning"), "alerts.0.status"),
         (lambda p: p["alerts"][0]["labels"].update(n=5), "alerts.0.labels.n"),
+        # Years no investigation window can be computed around (OverflowError, once).
+        (lambda p: p["alerts"][0].update(startsAt="0001-01-01T00:00:00Z"), "alerts.0.startsAt"),
+        (lambda p: p["alerts"][0].update(startsAt="9999-12-31T00:00:00Z"), "alerts.0.startsAt"),
+        (
+            lambda p: p["alerts"][0].update(status="resolved", endsAt="9999-01-01T00:00:00Z"),
+            "alerts.0.endsAt",
+        ),
     ],
 )
 async def test_schema_errors_name_the_field(nats_server: NatsServer, settings, mutate, field):
