@@ -3,7 +3,8 @@
 Serves the methods triage uses (auth.test, chat.postMessage, chat.update,
 files.getUploadURLExternal + the upload URL + files.completeUploadExternal, and for
 ``triage doctor`` conversations.info and conversations.list over the channels made with
-``add_channel``), checks the bot
+``add_channel`` or posted to by name, and conversations.history / conversations.replies with
+message metadata for finding a post again after a crash), checks the bot
 token and Block Kit's limits as Slack does, records every call, and answers 429 with
 Retry-After or fails on demand. Runs in the test's event loop on a free port.
 """
@@ -45,6 +46,15 @@ class Message:
     thread_ts: str | None
     edits: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+
+    def as_api(self, with_metadata: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata:
+            out["metadata"] = self.metadata
+        return out
 
 
 @dataclass
@@ -72,6 +82,7 @@ class SlackApi:
         self._faults: dict[str, list[Fault]] = {}
         self.channels: dict[str, dict[str, Any]] = {}  # id -> conversations.info's channel
         self._seq = 0
+        self._last_ts = 0.0
         self._runner: web.AppRunner | None = None
 
     @property
@@ -196,8 +207,10 @@ class SlackApi:
         return 200, {}, handler(params)
 
     def _next_ts(self) -> str:
+        # Like Slack's: the time of posting, unique within the workspace's channel.
         self._seq += 1
-        return f"{1700000000 + self._seq}.{self._seq:06d}"
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        return f"{self._last_ts:.6f}"
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "team": "Test", "user": "triage", "user_id": "UBOT", "bot_id": "BBOT"}
@@ -227,8 +240,34 @@ class SlackApi:
             return {"ok": False, "error": "thread_not_found"}
         ts = self._next_ts()
         msg = Message(cid, ts, str(params.get("text", "")), params.get("blocks") or [], thread)
+        meta = params.get("metadata")
+        msg.metadata = json.loads(meta) if isinstance(meta, str) else meta
         self.messages[(cid, ts)] = msg
+        name = str(params["channel"])
+        if name.startswith("#") and cid not in self.channels:
+            self.add_channel(name)  # Slack knows the channels it was asked to post to
         return {"ok": True, "channel": cid, "ts": ts, "message": {"text": msg.text, "ts": ts}}
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        cid = str(params.get("channel"))
+        if cid not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        meta = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m.as_api(meta)
+            for m in reversed(self.posted())
+            if m.channel == cid and m.thread_ts is None and float(m.ts) > oldest
+        ]
+        return {"ok": True, "messages": found[: int(params.get("limit") or 100)], "has_more": False}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        parent = self.messages.get((str(params.get("channel")), str(params.get("ts"))))
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        meta = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [parent, *self.replies(parent)]
+        return {"ok": True, "messages": [m.as_api(meta) for m in thread], "has_more": False}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         msg = self.messages.get((str(params.get("channel")), str(params.get("ts"))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ from triage.bus import Bus
 from triage.consumers import settle
 from triage.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
 from triage.embedded import EmbeddedNats
-from triage.errors import ConfigError
+from triage.errors import BrokerLost, ConfigError
 from triage.feedback import SlackInteractions
 from triage.gateway import gateway_client
 from triage.incidents import IncidentStage
@@ -46,6 +46,7 @@ from triage.investigation import InvestigationStage, Investigator
 from triage.llm import llm_analyzer
 from triage.metrics import Metrics
 from triage.models import AlertNotification, DeliveryRequest, InvestigationRequest
+from triage.redaction import Redactor
 from triage.routing import Router
 from triage.settings import Settings
 from triage.slack import SLACK_ERRORS, SlackSink, web_client
@@ -68,6 +69,24 @@ class Runtime:
     broker: NatsBroker | None = None
     slack: SlackSink | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Called when a NATS connection is closed for good: the process must stop, non-zero, so
+    # that its supervisor restarts it (the CLI stops uvicorn, then exits 1).
+    on_fatal: list[Callable[[BrokerLost], None]] = field(default_factory=list)
+    fatal: BrokerLost | None = None
+    stopping: bool = False
+
+    def fail(self, error: BrokerLost) -> None:
+        if self.stopping or self.fatal is not None:
+            return
+        self.fatal = error
+        log.error("fatal", error=str(error))
+        if self.broker is not None:
+            # Consume nothing more: with the bus gone no message could be settled, and on a
+            # closed connection FastStream's fetch loop would spin without yielding.
+            for subscriber in self.broker.subscribers:
+                subscriber.running = False
+        for callback in self.on_fatal:
+            callback(error)
 
 
 def build_auth(settings: Settings) -> Auth:
@@ -198,14 +217,37 @@ def create_app(
         raise ConfigError("no NATS URL: set TRIAGE_NATS_URL or use `triage serve`")
     metrics = Metrics()
     auth = build_auth(settings) if "ingest" in stages else Auth()
-    bus = Bus(settings.nats, url, metrics)
+    bus = Bus(
+        settings.nats,
+        url,
+        metrics,
+        name=f"TRIAGE_NATS_URL={url}" if url == settings.nats.url else f"NATS {url}",
+        on_lost=lambda error: runtime.fail(error),
+    )
     runtime = Runtime(settings=settings, metrics=metrics, bus=bus)
+    receiver = (
+        WebhookReceiver(
+            bus,
+            metrics,
+            auth,
+            settings.ingest.max_body_bytes,
+            body_timeout_s=settings.ingest.body_timeout_s,
+        )
+        if "ingest" in stages
+        else None
+    )
     notify = "notify" in stages
     # A bad routing file stops the service here, with its line and reason.
     router = Router.from_settings(settings.routing) if notify else None
     slack_token = settings.slack_bot_token() if notify else None
     signing_secret = settings.slack_signing_secret() if notify else None
-    interactions = SlackInteractions(bus, metrics, signing_secret) if signing_secret else None
+    interactions = (
+        SlackInteractions(
+            bus, metrics, signing_secret, body_timeout_s=settings.ingest.body_timeout_s
+        )
+        if signing_secret
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -225,16 +267,14 @@ def create_app(
                 )
                 if interactions is not None:
                     interactions.slack = runtime.slack
-            await bus.connect()
             try:
+                await bus.connect()  # once connected (the CLI connects first), a no-op
                 await bus.declare()
                 if stages & {"worker", "notify"}:
                     runtime.broker = _broker(
-                        settings,
+                        runtime,
                         url,
                         stages,
-                        bus,
-                        metrics,
                         collectors
                         if collectors is not None
                         else default_collectors(
@@ -248,23 +288,36 @@ def create_app(
                     )
                     await runtime.broker.start()
                     runtime.tasks.append(asyncio.create_task(_report_lag(bus, stages)))
-                log.info("started", stages=sorted(stages), nats=url)
+                log.info("started", stages=sorted(stages), nats=url, max_payload=bus.max_payload)
                 yield
             finally:
+                runtime.stopping = True
                 for task in runtime.tasks:
                     task.cancel()
                 if runtime.broker is not None:
-                    await runtime.broker.stop()
+                    try:
+                        await runtime.broker.stop()
+                    except Exception as exc:
+                        if runtime.fatal is None:
+                            raise
+                        # Its connection is closed for good: there is nothing left to stop.
+                        log.warning("broker_stop_failed", error=f"{type(exc).__name__}: {exc}")
                 await bus.close()
                 if embedded is not None:
                     await asyncio.to_thread(embedded.stop)
 
     async def healthz(_: Request) -> Response:
+        # A connection nats-py gave up on never comes back: only a restart helps.
+        if runtime.fatal is not None:
+            return JSONResponse({"status": "fatal", "error": str(runtime.fatal)}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        ok = await bus.ready()
-        return JSONResponse({"ready": ok, "nats": bus.connected}, status_code=200 if ok else 503)
+        ok = runtime.fatal is None and await bus.ready()
+        body: dict[str, Any] = {"ready": ok, "nats": bus.connected, "max_payload": bus.max_payload}
+        if receiver is not None:
+            body["max_body_bytes"] = receiver.body_limit
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -274,8 +327,8 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
     ]
-    if "ingest" in stages:
-        routes += WebhookReceiver(bus, metrics, auth, settings.ingest.max_body_bytes).routes()
+    if receiver is not None:
+        routes += receiver.routes()
     if interactions is not None:
         routes += interactions.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -284,17 +337,23 @@ def create_app(
 
 
 def _broker(
-    settings: Settings,
+    runtime: Runtime,
     url: str,
     stages: frozenset[Stage],
-    bus: Bus,
-    metrics: Metrics,
     collectors: list[Collector],
     analyzer: Analyzer,
     sinks: list[Sink],
     router: Router | None,
 ) -> NatsBroker:
-    broker = NatsBroker(url, max_reconnect_attempts=-1, reconnect_time_wait=1, logger=None)
+    settings, bus, metrics = runtime.settings, runtime.bus, runtime.metrics
+
+    async def closed() -> None:
+        # The consumers' own connection: if nats-py gives up on it, nothing is consumed again.
+        runtime.fail(BrokerLost(f"{bus.name}: the consumers' connection closed for good"))
+
+    broker = NatsBroker(
+        url, max_reconnect_attempts=-1, reconnect_time_wait=1, logger=None, closed_cb=closed
+    )
     stream = JStream(settings.nats.stream, declare=False)
     n = settings.nats
 
@@ -343,7 +402,11 @@ def _broker(
 
     if "notify" in stages:
         delivery = DeliveryStage(
-            bus, router or Router.from_settings(settings.routing), sinks, metrics
+            bus,
+            router or Router.from_settings(settings.routing),
+            sinks,
+            metrics,
+            redactor=Redactor.from_settings(settings.redaction, metrics),
         )
 
         async def on_deliver(msg: NatsMessage) -> None:

@@ -4,7 +4,7 @@ with de-duplication ids; compare-and-set updates of incident state; dead letters
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import nats
@@ -25,7 +25,8 @@ from nats.js.api import (
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
-from triage.errors import BrokerUnavailable
+from triage.errors import BrokerLost, BrokerUnavailable, MessageTooLarge
+from triage.limits import DEFAULT_MAX_PAYLOAD, headers_size, truncate_bytes
 from triage.metrics import Metrics
 from triage.models import DeadLetter, IncidentState, utcnow
 from triage.settings import NatsSettings
@@ -45,6 +46,10 @@ TRANSIENT = (
     asyncio.TimeoutError,
 )
 WRONG_LAST_SEQUENCE = 10071
+# Startup gives up on NATS after this long, with one line naming the URL.
+CONNECT_DEADLINE_S = 5.0
+# KV writes carry Nats-Expected-Last-Subject-Sequence: <revision>.
+KV_HEADERS = {"Nats-Expected-Last-Subject-Sequence": "9" * 20}
 
 
 @dataclass(frozen=True)
@@ -87,26 +92,90 @@ MAX_ACK_PENDING = {"followups": 100_000}
 class Bus:
     """One nats-py connection for publishing and state; FastStream consumes on its own."""
 
-    def __init__(self, settings: NatsSettings, url: str, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: NatsSettings,
+        url: str,
+        metrics: Metrics,
+        *,
+        name: str = "",
+        on_lost: Callable[[BrokerLost], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.url = url
+        # How errors name the server, e.g. "TRIAGE_NATS_URL=nats://nats:4222".
+        self.name = name or f"NATS {url}"
         self.subjects = Subjects(settings.subject_prefix)
+        self.lost: BrokerLost | None = None
+        self._on_lost = on_lost
         self._metrics = metrics
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
+        self._closing = False
+        self._last_error: BaseException | None = None
 
-    async def connect(self) -> None:
-        self._nc = await nats.connect(
-            self.url,
-            name="triage",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=3,
-        )
-        self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_s)
+    async def connect(self, deadline_s: float = CONNECT_DEADLINE_S) -> None:
+        """Connect within ``deadline_s`` or raise BrokerUnavailable naming the URL; once
+        connected, nats-py reconnects for ever, and a connection it gives up on (the server
+        answered -ERR) is reported to ``on_lost``."""
+        if self._nc is not None and not self._nc.is_closed:
+            return
+        nc = Client()
+        self._closing = False
+        self._last_error = None
+        try:
+            async with asyncio.timeout(deadline_s):
+                await nc.connect(
+                    self.url,
+                    name="triage",
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,  # type: ignore[arg-type]  # a float works
+                    connect_timeout=max(1, min(3, int(deadline_s))),
+                    error_cb=self._error,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    closed_cb=self._closed,
+                )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            self._closing = True
+            await nc.close()
+            last = self._last_error or exc
+            reason = f"{type(last).__name__}: {last}" if str(last) else type(last).__name__
+            raise BrokerUnavailable(
+                f"{self.name}: cannot connect within {deadline_s:g}s: {reason}"
+            ) from exc
+        self._nc = nc
+        self._js = nc.jetstream(timeout=self.settings.publish_timeout_s)
+        log.info("nats_connected", url=self.url, max_payload=nc.max_payload)
+
+    async def _error(self, exc: Exception) -> None:
+        # nats-py's default prints a traceback each time, twice a second while it reconnects:
+        # say each kind of error once until the connection is back.
+        if self._nc is not None and type(exc) is not type(self._last_error):
+            log.warning("nats_error", url=self.url, error=f"{type(exc).__name__}: {exc}")
+        self._last_error = exc
+
+    async def _disconnected(self) -> None:
+        if self._nc is not None and not self._closing:
+            log.warning("nats_disconnected", url=self.url)
+
+    async def _reconnected(self) -> None:
+        self._last_error = None
+        log.info("nats_reconnected", url=self.url)
+
+    async def _closed(self) -> None:
+        if self._closing or self._nc is None:
+            return
+        last = self._nc.last_error or self._last_error
+        why = f"{type(last).__name__}: {last}" if last is not None else "closed by the client"
+        self.lost = BrokerLost(f"{self.name}: connection closed for good ({why})")
+        log.error("nats_connection_lost", url=self.url, error=why)
+        if self._on_lost is not None:
+            self._on_lost(self.lost)
 
     async def close(self) -> None:
+        self._closing = True
         if self._nc is None or self._nc.is_closed:
             return
         try:
@@ -117,6 +186,29 @@ class Bus:
     @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
+
+    @property
+    def max_payload(self) -> int:
+        """What the server announced it takes in one message, headers included."""
+        return self._nc.max_payload if self._nc is not None else DEFAULT_MAX_PAYLOAD
+
+    def room(self, headers: Mapping[str, str] | None = None) -> int:
+        """Bytes of payload one message with ``headers`` may carry."""
+        return self.max_payload - headers_size(headers)
+
+    def check_size(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Refuse here what the server would refuse with -ERR, which ends the connection."""
+        size = len(payload) + headers_size(headers)
+        if size > self.max_payload:
+            raise MessageTooLarge(
+                f"message of {size} bytes on {subject} exceeds the broker's max_payload of "
+                f"{self.max_payload} bytes",
+                subject=subject,
+                size=size,
+                limit=self.max_payload,
+            )
 
     @property
     def js(self) -> JetStreamContext:
@@ -190,20 +282,47 @@ class Bus:
         if not self.connected:
             # Buffering while disconnected could land the message after we said 503.
             raise BrokerUnavailable("not connected to NATS", subject=subject)
+        headers = {"Nats-Msg-Id": msg_id}
+        self.check_size(subject, payload, headers)
         try:
-            ack = await self.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+            ack = await self.js.publish(subject, payload, headers=headers)
+        except nats.errors.MaxPayloadError as exc:
+            raise self._too_large(subject, payload, headers) from exc
         except TRANSIENT as exc:
             raise BrokerUnavailable(
                 f"publish failed: {type(exc).__name__}", subject=subject
             ) from exc
         return not ack.duplicate
 
+    def _too_large(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None
+    ) -> MessageTooLarge:
+        size = len(payload) + headers_size(headers)
+        return MessageTooLarge(
+            f"message of {size} bytes on {subject} refused: over the broker's max_payload "
+            f"of {self.max_payload} bytes",
+            subject=subject,
+            size=size,
+            limit=self.max_payload,
+        )
+
     async def publish_model(self, subject: str, model: BaseModel, msg_id: str) -> bool:
         return await self.publish(subject, model.model_dump_json().encode(), msg_id)
 
     async def dead_letter(
-        self, stage: str, subject: str, payload: bytes, reason: str, deliveries: int
+        self,
+        stage: str,
+        subject: str,
+        payload: bytes,
+        reason: str,
+        deliveries: int,
+        *,
+        stream_seq: int | None = None,
     ) -> None:
+        """Publish a dead letter; one whose payload would not fit keeps as much of it as fits,
+        and its reason says so (and where the original is, while the stream keeps it)."""
+        target = self.subjects.dead_letter(stage)
+        headers = {"Triage-Reason": reason[:200].replace("\r", " ").replace("\n", " ")}
         letter = DeadLetter(
             subject=subject,
             reason=reason,
@@ -211,11 +330,37 @@ class Bus:
             payload=payload.decode("utf-8", "replace"),
             at=utcnow(),
         )
-        await self.js.publish(
-            self.subjects.dead_letter(stage),
-            letter.model_dump_json().encode(),
-            headers={"Triage-Reason": reason[:200]},
-        )
+        data = letter.model_dump_json().encode()
+        room = self.room(headers)
+        if len(data) > room:
+            where = f"; the original is stream {self.settings.stream} sequence {stream_seq}"
+            note = (
+                f" [payload of {len(payload)} bytes truncated to fit the broker's max_payload "
+                f"of {self.max_payload} bytes{where if stream_seq else ''}]"
+            )
+            letter.reason = reason + note
+            letter.payload = ""
+            overhead = len(letter.model_dump_json().encode())
+            # JSON escaping can make a byte six (\u00XX): scale down until it fits.
+            keep = room - overhead
+            for _ in range(20):
+                letter.payload = truncate_bytes(payload, keep).decode("utf-8", "replace")
+                data = letter.model_dump_json().encode()
+                if len(data) <= room or keep <= 0:
+                    break
+                keep = int(keep * (room - overhead) / (len(data) - overhead) * 0.99)
+            if len(data) > room:
+                letter.payload = ""
+                data = letter.model_dump_json().encode()
+        self.check_size(target, data, headers)
+        try:
+            await self.js.publish(target, data, headers=headers)
+        except nats.errors.MaxPayloadError as exc:
+            raise self._too_large(target, data, headers) from exc
+        except TRANSIENT as exc:
+            raise BrokerUnavailable(
+                f"dead letter failed: {type(exc).__name__}", subject=target
+            ) from exc
         self._metrics.dead_letters.labels(stage).inc()
         log.warning("dead_letter", stage=stage, reason=reason, deliveries=deliveries)
 
@@ -254,6 +399,7 @@ class Bus:
             if new is None:
                 return state
             data = new.model_dump_json().encode()
+            self.check_size(f"incident {incident_id} (KV bucket)", data, KV_HEADERS)
             try:
                 if revision == 0:
                     await self.kv.create(incident_id, data)
@@ -261,6 +407,8 @@ class Bus:
                     await self.kv.update(incident_id, data, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
+            except nats.errors.MaxPayloadError as exc:
+                raise self._too_large(f"incident {incident_id}", data, KV_HEADERS) from exc
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     continue

@@ -4,13 +4,18 @@ around it (investigate, doctor, demo, dlq, routes, eval)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import json
 import secrets
+import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from importlib import resources
+from types import FrameType
 from typing import Any, Protocol
 
 import httpx
@@ -20,7 +25,7 @@ from collectors.ownership import api_client
 from triage import dlq, doctor, eval_command, investigate_cli, routes_cli
 from triage.app import ALL_STAGES, Stage, create_app
 from triage.embedded import EmbeddedNats
-from triage.errors import ConfigError, TriageError
+from triage.errors import BrokerLost, ConfigError, TriageError
 from triage.ingest import WEBHOOK_PATH
 from triage.logs import configure_logging
 from triage.models import utcnow
@@ -118,29 +123,134 @@ def _preflight(settings: Settings, stages: frozenset[Stage]) -> None:
             kube.close()  # type: ignore[no-untyped-call]
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGINT before the service serves: stop what was started, exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While starting synchronously (the embedded nats-server), a signal stops the start."""
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        raise _Stopped(signum)
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with SIGTERM and SIGINT honoured while the app is still starting (uvicorn only
+    notes them until its lifespan has started) and no signal re-raised after the shutdown, so
+    that the exit status is ours to choose."""
+
+    def __init__(self, config: uvicorn.Config, on_serving: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.signalled: int | None = None
+        self._on_serving = on_serving
+        self._task: asyncio.Task[Any] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self._on_serving()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if self._task is not None:  # already captured (serve() inside _serve())
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            self._task = None
+
+    def _on_signal(self, signum: int) -> None:
+        first = self.signalled is None
+        self.signalled = signum
+        if not self.started:
+            if self._task is not None:
+                self._task.cancel()
+        elif first or signum != signal.SIGINT:
+            self.should_exit = True
+        else:
+            self.force_exit = True  # a second Ctrl-C
+
+
+async def _serve(server: _Server, app: Any) -> None:
+    runtime = app.state.runtime
+    lost: list[BrokerLost] = []
+
+    def fatal(error: BrokerLost) -> None:
+        lost.append(error)
+        server.should_exit = True
+
+    runtime.on_fatal.append(fatal)
+    with server.capture_signals():
+        try:
+            # Connect first, under a deadline, so that a wrong URL is one line and exit 2.
+            await runtime.bus.connect()
+            await server.serve()
+        except asyncio.CancelledError:
+            if server.signalled is None:
+                raise
+            raise _Stopped(server.signalled) from None
+        finally:
+            await runtime.bus.close()
+    if lost:
+        raise lost[0]
+
+
 def _run(settings: Settings, stages: frozenset[Stage], embedded: bool) -> None:
+    """Serve until SIGTERM/SIGINT (exit 0). A NATS connection closed for good stops the
+    service and exits 1, so that its supervisor restarts it; startup errors exit 2."""
     _preflight(settings, stages)
     nats: EmbeddedNats | None = None
-    if embedded and not settings.nats.url:
-        nats = EmbeddedNats(
-            settings.state_dir, settings.nats.embedded_port, settings.nats.embedded_monitor_port
-        )
-        nats.start()
     try:
-        url = settings.nats.url or (nats.url if nats else None)
-        app = create_app(settings, nats_url=url, stages=stages, embedded=nats)
-        print(_banner(settings, url or "?") if "ingest" in stages else "", flush=True)
-        # Everything built so far lives as long as the process: keep it out of the collector's
-        # generations, whose full passes otherwise set the webhook's p99 (bench/ingest.py).
-        gc.collect()
-        gc.freeze()
-        uvicorn.run(
+        with _stop_on_signals():
+            if embedded and not settings.nats.url:
+                nats = EmbeddedNats(
+                    settings.state_dir,
+                    settings.nats.embedded_port,
+                    settings.nats.embedded_monitor_port,
+                )
+                nats.start()
+            url = settings.nats.url or (nats.url if nats else None)
+            app = create_app(settings, nats_url=url, stages=stages, embedded=nats)
+        banner = _banner(settings, url or "?") if "ingest" in stages else ""
+        config = uvicorn.Config(
             app,
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
             access_log=False,
         )
+        # The banner only once it serves: connected, declared, consuming, listening.
+        server = _Server(config, on_serving=lambda: print(banner, flush=True))
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # generations, whose full passes otherwise set the webhook's p99 (bench/ingest.py).
+        gc.collect()
+        gc.freeze()
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(_serve(server, app))
+    except _Stopped:
+        return  # asked to stop before serving: nothing to report
+    except BrokerLost as exc:
+        print(f"triage: {exc}; exiting so that the service is restarted", file=sys.stderr)
+        raise SystemExit(1) from exc
     finally:
         if nats is not None:
             nats.stop()

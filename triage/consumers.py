@@ -94,6 +94,10 @@ async def settle(
 async def _dead(
     msg: NatsMessage, stage: str, reason: str, deliveries: int, bus: Bus, metrics: Metrics
 ) -> None:
-    await bus.dead_letter(stage, msg.raw_message.subject, msg.body, reason, deliveries)
+    meta = msg.raw_message.metadata if msg.raw_message.reply else None
+    seq = meta.sequence.stream if meta is not None and meta.sequence is not None else None
+    await bus.dead_letter(
+        stage, msg.raw_message.subject, msg.body, reason, deliveries, stream_seq=seq
+    )
     metrics.messages.labels(stage, "dead_letter").inc()
     await msg.reject()

@@ -9,8 +9,9 @@ import json
 import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 import structlog
 
@@ -19,6 +20,7 @@ from triage.draft_text import render_text
 from triage.errors import NotReady, PartialDelivery, PoisonMessage
 from triage.metrics import Metrics
 from triage.models import DeliveryRef, DeliveryRequest, IncidentState, utcnow
+from triage.redaction import Redactor
 from triage.routing import RouteDecision, Router
 
 log = structlog.get_logger(__name__)
@@ -30,6 +32,31 @@ class Sink(Protocol):
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
         """Deliver; returns a reference to what was posted (a thread for later updates)."""
         ...
+
+
+@runtime_checkable
+class Recoverable(Protocol):
+    """A sink that can find what an interrupted attempt delivered (a crash between sending and
+    recording): the stage records its intent before each send, and a retry asks it first."""
+
+    async def recover(
+        self, request: DeliveryRequest, route: RouteDecision, thread: str | None, since: datetime
+    ) -> tuple[str, bool] | None:
+        """(reference to continue from, nothing left to send), or None when nothing was found."""
+        ...
+
+
+def _attempt(state: IncidentState, request: DeliveryRequest, sink: str) -> DeliveryRef | None:
+    """The unfinished record of this very request at this sink: an attempt began."""
+    rev = request.revision if request.kind == "draft" else request.episode
+    return next(
+        (
+            d
+            for d in state.deliveries
+            if d.sink == sink and not d.complete and d.kind == request.kind and d.revision == rev
+        ),
+        None,
+    )
 
 
 class ConsoleSink:
@@ -66,12 +93,47 @@ class JsonlSink:
             f.write(line)
             f.flush()
 
+    async def recover(
+        self, request: DeliveryRequest, route: RouteDecision, thread: str | None, since: datetime
+    ) -> tuple[str, bool] | None:
+        """Whether an interrupted attempt wrote this delivery's line already (by its id)."""
+        async with self._lock:
+            found = await asyncio.to_thread(self._has, delivery_id(request))
+        return (thread or f"jsonl:{request.incident_id}", True) if found else None
+
+    def _has(self, wanted: str) -> bool:
+        key = json.dumps(wanted)
+        try:
+            with self._path.open(encoding="utf-8") as f:
+                # Only after a crash, and only this id's lines are parsed.
+                for line in f:
+                    if key in line and json.loads(line).get("delivery_id") == wanted:
+                        return True
+        except FileNotFoundError:
+            return False
+        return False
+
+
+def owned(request: DeliveryRequest, route: RouteDecision) -> DeliveryRequest:
+    """Every draft names its owner: the team the routing found, whoever wrote the draft."""
+    if request.rca is None or request.rca.owner_team:
+        return request
+    rca = request.rca.model_copy(update={"owner_team": route.team})
+    return request.model_copy(update={"rca": rca})
+
+
+def delivery_id(request: DeliveryRequest) -> str:
+    """One id per delivery (the webhook's Idempotency-Key): incident, kind, revision."""
+    rev = request.revision if request.kind == "draft" else request.episode
+    return f"{request.incident_id}.{request.kind}.{rev}"
+
 
 def delivery_record(
     request: DeliveryRequest, route: RouteDecision, thread: str | None
 ) -> dict[str, object]:
     """What the JSONL and webhook sinks write: the delivery and where it was routed."""
     return {
+        "delivery_id": delivery_id(request),
         "team": route.team,
         "channel": route.channel,
         "channels": list(route.channels),
@@ -94,8 +156,16 @@ def already_delivered(state: IncidentState, request: DeliveryRequest, sink: str)
 
 
 class DeliveryStage:
-    def __init__(self, bus: Bus, router: Router, sinks: list[Sink], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        router: Router,
+        sinks: list[Sink],
+        metrics: Metrics,
+        redactor: Redactor | None = None,
+    ) -> None:
         self._bus = bus
+        self._redactor = redactor or Redactor.from_settings()
         self._router = router
         self._sinks = sinks
         self._metrics = metrics
@@ -121,18 +191,30 @@ class DeliveryStage:
         pending = [s for s in self._sinks if not already_delivered(state, request, s.name)]
         if not pending:
             return "duplicate"
-        if request.kind == "resolve" and not any(d.kind == "draft" for d in state.deliveries):
+        if request.kind == "resolve" and not any(
+            d.kind == "draft" and (d.complete or d.ref) for d in state.deliveries
+        ):
             # The draft is still on its way; a resolve without it would have no thread.
             raise NotReady("draft not delivered yet", delay_s=2)
         route = await self._router.decide({"severity": request.severity, **request.labels})
-        if request.rca is not None and not request.rca.owner_team:
-            # Every draft names its owner: the one the routing found, whoever wrote the draft.
-            rca = request.rca.model_copy(update={"owner_team": route.team})
-            request = request.model_copy(update={"rca": rca})
+        request = owned(request, route)
+        # Redacted once, here: no sink sees a secret (labels, annotations, links, RCA, evidence).
+        request, route = self._redactor.redact_delivery(request, route)
         for sink in pending:
             # The latest reference says where this incident's thread is (and how far a failed
             # attempt at this very request got).
             thread = next((d.ref for d in reversed(state.deliveries) if d.sink == sink.name), None)
+            if isinstance(sink, Recoverable):
+                attempt = _attempt(state, request, sink.name)
+                if attempt is None:
+                    # The intent first: a crash after posting leaves a trace to look for.
+                    await self._record(request, sink.name, route, thread or "", complete=False)
+                else:
+                    found = await sink.recover(request, route, thread, attempt.at)
+                    if found is not None and found[1]:
+                        await self._record(request, sink.name, route, found[0], complete=True)
+                        continue
+                    thread = found[0] if found is not None else thread
             try:
                 ref = await sink.send(request, route, thread)
             except PartialDelivery as exc:

@@ -29,6 +29,21 @@ class PoisonMessage(TriageError):
         self.subject = subject
 
 
+class MessageTooLarge(PoisonMessage):
+    """A message over the broker's max_payload (headers included): it is never sent, since the
+    server would answer with an error that closes the connection for good."""
+
+    def __init__(self, message: str, *, subject: str = "", size: int, limit: int) -> None:
+        super().__init__(message, subject=subject)
+        self.size = size
+        self.limit = limit
+
+
+class BrokerLost(BrokerUnavailable):
+    """The connection to NATS is closed for good (nats-py will not reconnect): the process must
+    stop so that its supervisor restarts it."""
+
+
 class NotReady(TriageError):
     """Processing must wait (state not written yet, debounce, another worker's lease)."""
 

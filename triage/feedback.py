@@ -2,13 +2,19 @@
 verified by their signature, recorded on the incident, counted, and shown on the message.
 
 A request without a valid signature (signing secret, timestamp within five minutes, compared in
-constant time by slack_sdk's SignatureVerifier) gets 401 and changes nothing.
+constant time by slack_sdk's SignatureVerifier) gets 401 and changes nothing. What can be judged
+from the headers is judged before a byte of the body is read: a missing signature or timestamp, a
+stale or malformed one (401), a declared body over MAX_BODY (413). The body is then read under
+the same limit (413 while streaming a chunked one) and a deadline (408), and only then is its
+HMAC checked. A refusal closes the connection unless what is left of the body is small
+(http_body.release).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from triage import http_body
 from triage import slack_blocks as kit
 from triage.bus import Bus
 from triage.metrics import Metrics
@@ -27,7 +34,11 @@ from triage.slack import SLACK_ERRORS, SlackSink
 log = structlog.get_logger(__name__)
 
 INTERACTIONS_PATH = "/api/v1/slack/interactions"
+# A block_actions payload carries the whole message it was clicked on (blocks included),
+# URL-encoded: a long draft's click must still fit.
 MAX_BODY = 256 * 1024
+MAX_AGE_S = 60 * 5  # what SignatureVerifier accepts
+SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 VERDICTS = {kit.ACTION_CORRECT: "correct", kit.ACTION_WRONG: "wrong"}
 
 
@@ -36,10 +47,20 @@ class BadPayload(ValueError):
 
 
 class SlackInteractions:
-    def __init__(self, bus: Bus, metrics: Metrics, signing_secret: str) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        metrics: Metrics,
+        signing_secret: str,
+        *,
+        body_timeout_s: float | None = None,
+    ) -> None:
         self._bus = bus
         self._metrics = metrics
         self._verifier = SignatureVerifier(signing_secret)
+        self._body_timeout_s = (
+            http_body.BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s
+        )
         self.slack: SlackSink | None = None  # attached by the app's lifespan
         self._updates: set[asyncio.Task[None]] = set()
 
@@ -47,13 +68,18 @@ class SlackInteractions:
         return [Route(INTERACTIONS_PATH, self.handle, methods=["POST"])]
 
     async def handle(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return self._answer("too_large", 413)
         timestamp = request.headers.get("x-slack-request-timestamp")
         signature = request.headers.get("x-slack-signature")
         if not timestamp or not signature:
-            return self._answer("unsigned", 401)
+            return await self._refuse(request, "unsigned", 401)
+        if not self._plausible(timestamp, signature):
+            return await self._refuse(request, "bad_signature", 401)
+        try:
+            body = await http_body.read_body(
+                request, limit=MAX_BODY, timeout_s=self._body_timeout_s
+            )
+        except http_body.BodyError as exc:
+            return await self._refuse(request, exc.outcome, exc.status, exc)
         try:
             valid = self._verifier.is_valid(body, timestamp, signature)
         except ValueError:  # a timestamp that is not a number
@@ -75,6 +101,29 @@ class SlackInteractions:
     def _answer(self, outcome: str, status: int) -> Response:
         self._metrics.slack_interactions.labels(outcome).inc()
         return JSONResponse({"outcome": outcome}, status_code=status)
+
+    async def _refuse(
+        self,
+        request: Request,
+        outcome: str,
+        status: int,
+        error: http_body.BodyError | None = None,
+    ) -> Response:
+        """An answer before the body was read to its end: what is left is dropped, or the
+        connection closed after the answer."""
+        headers = await http_body.release(request, error)
+        response = self._answer(outcome, status)
+        response.headers.update(headers)
+        return response
+
+    def _plausible(self, timestamp: str, signature: str) -> bool:
+        """What the headers alone can rule out: a stale or non-numeric timestamp, a signature
+        that is not ``v0=`` and 64 hex digits. The HMAC itself needs the body."""
+        try:
+            age = abs(self._verifier.clock.now() - int(timestamp))
+        except ValueError:
+            return False
+        return age <= MAX_AGE_S and SIGNATURE.fullmatch(signature) is not None
 
     async def _record(self, action: dict[str, Any]) -> tuple[str, Feedback | None]:
         verdict = Feedback(

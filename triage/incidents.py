@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from triage.bus import Bus
+from triage.limits import VALUE_CHARS, bound_values, truncate
 from triage.models import (
     AlertmanagerWebhook,
     AlertNotification,
@@ -27,15 +28,21 @@ from triage.settings import IncidentSettings
 log = structlog.get_logger(__name__)
 
 
+# Links are kept whole up to here (a generatorURL carries its PromQL).
+URL_CHARS = 8192
+
+
 def snapshot(webhook: AlertmanagerWebhook) -> dict[str, AlertSnapshot]:
+    """The alerts as the incident keeps them: long label and annotation values truncated
+    (saying so), so that the state stays far below the broker's max_payload."""
     return {
-        a.fingerprint: AlertSnapshot(
+        truncate(a.fingerprint, 64): AlertSnapshot(
             status=a.status,
-            labels=a.labels,
-            annotations=a.annotations,
+            labels=bound_values(a.labels),
+            annotations=bound_values(a.annotations),
             starts_at=a.startsAt,
             ends_at=a.endsAt if a.status == "resolved" else None,
-            generator_url=a.generatorURL,
+            generator_url=truncate(a.generatorURL, URL_CHARS),
         )
         for a in webhook.alerts
     }
@@ -50,14 +57,14 @@ def apply_notification(
         firing = webhook.status == "firing"
         return IncidentState(
             incident_id=incident_id_for(webhook.groupKey),
-            group_key=webhook.groupKey,
+            group_key=truncate(webhook.groupKey, VALUE_CHARS),
             status=webhook.status,
             first_seen=now,
             updated_at=now,
-            group_labels=webhook.groupLabels,
-            common_labels=webhook.commonLabels,
-            common_annotations=webhook.commonAnnotations,
-            external_url=webhook.externalURL,
+            group_labels=bound_values(webhook.groupLabels),
+            common_labels=bound_values(webhook.commonLabels),
+            common_annotations=bound_values(webhook.commonAnnotations),
+            external_url=truncate(webhook.externalURL, URL_CHARS),
             alerts=alerts,
             requested_revision=1 if firing else 0,
             investigate_after=now if firing else None,
@@ -67,8 +74,8 @@ def apply_notification(
     new = state.model_copy(deep=True)
     was_firing = set(state.firing())
     new.alerts.update(alerts)
-    new.common_labels = webhook.commonLabels or new.common_labels
-    new.common_annotations = webhook.commonAnnotations or new.common_annotations
+    new.common_labels = bound_values(webhook.commonLabels) or new.common_labels
+    new.common_annotations = bound_values(webhook.commonAnnotations) or new.common_annotations
     newly_firing = {fp for fp, a in alerts.items() if a.status == "firing"} - was_firing
 
     if webhook.status == "firing":

@@ -14,14 +14,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from triage import http_body
 from triage.bus import Bus
-from triage.errors import BrokerUnavailable
+from triage.errors import BrokerUnavailable, MessageTooLarge
 from triage.metrics import Metrics
 from triage.models import AlertmanagerWebhook, incident_id_for, utcnow
 
 log = structlog.get_logger(__name__)
 
 WEBHOOK_PATH = "/api/v1/alertmanager"
+# The envelope around the body and its Nats-Msg-Id header: a content id is 32 hex characters,
+# received_at always has microseconds, so every envelope has the same overhead.
+_ENVELOPE = b'{"schema_version":1,"msg_id":"%s","received_at":"%s","webhook":%s}'
+ENVELOPE_OVERHEAD = len(_ENVELOPE % (b"0" * 32, b"2026-01-01T00:00:00.000000+00:00", b""))
+MSG_ID_HEADERS = {"Nats-Msg-Id": "0" * 32}
+
+
+def envelope(msg_id: str, body: bytes) -> bytes:
+    received = utcnow().isoformat(timespec="microseconds").encode()
+    return _ENVELOPE % (msg_id.encode(), received, body)
 
 
 @dataclass(frozen=True)
@@ -63,14 +74,45 @@ def _error(status: int, error: str, **extra: object) -> JSONResponse:
 
 
 class WebhookReceiver:
-    def __init__(self, bus: Bus, metrics: Metrics, auth: Auth, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        metrics: Metrics,
+        auth: Auth,
+        max_body_bytes: int,
+        *,
+        body_timeout_s: float | None = None,
+    ) -> None:
         self._bus = bus
         self._metrics = metrics
         self._auth = auth
         self._max_body = max_body_bytes
+        self._body_timeout_s = (
+            http_body.BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s
+        )
 
     def routes(self) -> list[Route]:
         return [Route(WEBHOOK_PATH, self.receive, methods=["POST"])]
+
+    @property
+    def body_limit(self) -> int:
+        """The largest body that can be taken: TRIAGE_INGEST_MAX_BODY_BYTES, or less when the
+        broker's max_payload, less the envelope and its header, is smaller."""
+        return min(self._max_body, self._broker_body_limit())
+
+    def _broker_body_limit(self) -> int:
+        return self._bus.room(MSG_ID_HEADERS) - ENVELOPE_OVERHEAD
+
+    def _too_large(self) -> JSONResponse:
+        if self._broker_body_limit() < self._max_body:
+            return _error(
+                413,
+                f"body exceeds {self.body_limit} bytes (the broker's max_payload of "
+                f"{self._bus.max_payload} bytes less {self._bus.max_payload - self.body_limit} "
+                f"bytes of envelope; TRIAGE_INGEST_MAX_BODY_BYTES={self._max_body})",
+                limit=self.body_limit,
+            )
+        return _error(413, f"body exceeds {self._max_body} bytes", limit=self._max_body)
 
     async def receive(self, request: Request) -> Response:
         response, outcome = await self._handle(request)
@@ -81,13 +123,22 @@ class WebhookReceiver:
         if not self._auth.check(request.headers.get("authorization")):
             resp = _error(401, "missing or wrong credentials")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="triage"'
+            # Answered unread: the body is dropped or the connection closed, never kept open.
+            resp.headers.update(await http_body.release(request))
             return resp, "unauthorized"
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
-            return _error(415, "Content-Type must be application/json"), "unsupported_media"
-        body = await self._read_bounded(request)
-        if body is None:
-            return _error(413, f"body exceeds {self._max_body} bytes"), "too_large"
+            resp = _error(415, "Content-Type must be application/json")
+            resp.headers.update(await http_body.release(request))
+            return resp, "unsupported_media"
+        try:
+            body = await http_body.read_body(
+                request, limit=self.body_limit, timeout_s=self._body_timeout_s
+            )
+        except http_body.BodyError as exc:  # 413 over the body limit, 408 past the deadline
+            resp = self._too_large() if exc.status == 413 else _error(exc.status, str(exc))
+            resp.headers.update(await http_body.release(request, exc))
+            return resp, exc.outcome
         try:
             webhook = AlertmanagerWebhook.model_validate_json(body)
         except ValidationError as exc:
@@ -100,17 +151,19 @@ class WebhookReceiver:
             ]
             return _error(422, "invalid webhook payload", fields=fields), "invalid"
 
+        if len(body) > self.body_limit:
+            return self._too_large(), "too_large"
         msg_id = webhook.content_id()
         # The raw body is embedded as-is: it was just validated, and re-encoding 50 alerts
         # would cost more than everything else here.
-        envelope = b'{"schema_version":1,"msg_id":"%s","received_at":"%s","webhook":%s}' % (
-            msg_id.encode(),
-            utcnow().isoformat().encode(),
-            body,
-        )
         started = time.perf_counter()
         try:
-            stored = await self._bus.publish(self._bus.subjects.alerts, envelope, msg_id)
+            stored = await self._bus.publish(
+                self._bus.subjects.alerts, envelope(msg_id, body), msg_id
+            )
+        except MessageTooLarge as exc:  # the broker's limit changed since we looked
+            log.warning("ingest_too_large", error=str(exc))
+            return self._too_large(), "too_large"
         except BrokerUnavailable as exc:
             log.warning("ingest_unavailable", error=str(exc))
             resp = _error(503, "broker unavailable, retry later")
@@ -134,16 +187,3 @@ class WebhookReceiver:
             ),
             "accepted" if stored else "duplicate",
         )
-
-    async def _read_bounded(self, request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            return None
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)

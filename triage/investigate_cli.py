@@ -26,7 +26,7 @@ from collectors.base import Collector
 from collectors.ownership import KubernetesOwnership, api_client
 from triage.analysis import Analyzer, HeuristicAnalyzer
 from triage.app import default_collectors
-from triage.delivery import delivery_record
+from triage.delivery import delivery_record, owned
 from triage.draft_text import render_text
 from triage.errors import ConfigError, TriageError
 from triage.gateway import gateway_client
@@ -35,6 +35,7 @@ from triage.investigation import Investigator, draft_request
 from triage.llm import llm_analyzer
 from triage.metrics import Metrics
 from triage.models import AlertmanagerWebhook, DeliveryRequest, IncidentState, utcnow
+from triage.redaction import Redactor
 from triage.routing import Matcher, Router
 from triage.settings import Settings
 
@@ -420,11 +421,14 @@ async def _investigate_all(
             if kube is not None
             else None,
         )
+        redactor = Redactor.from_settings(settings.redaction, metrics)
         for webhook in webhooks:
             incident = apply_notification(None, webhook, utcnow(), 0)
             assert incident is not None  # a first notification always makes an incident
             request = await _investigate(settings, collectors, analyzer, metrics, incident)
-            route = await router.decide(request.labels)
+            route = await router.decide({"severity": request.severity, **request.labels})
+            # What leaves the process is redacted, here as in the notifier.
+            request, route = redactor.redact_delivery(owned(request, route), route)
             _print_collectors(request, sys.stderr if args.json else sys.stdout)
             if args.json:
                 print(json.dumps(delivery_record(request, route, None)), flush=True)

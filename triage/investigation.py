@@ -16,8 +16,9 @@ from collectors.base import Collector, Evidence, TimeWindow
 from triage import attachments
 from triage.analysis import Analyzer, ranked_items
 from triage.bus import Bus
-from triage.errors import NotReady
+from triage.errors import MessageTooLarge, NotReady
 from triage.incidents import IncidentStage, title_of
+from triage.limits import VALUE_CHARS, bound_values, truncate, truncate_strings
 from triage.metrics import Metrics
 from triage.models import (
     RCA,
@@ -139,13 +140,21 @@ class InvestigationStage:
             # The later data says what the draft already says: nothing new for the thread.
             return await self._finish(request, claimed, None, started, "confirmed")
         delivery = draft_request(claimed, request.revision, rca, evidence, request.reason)
+        msg_id = f"{claimed.incident_id}.draft.{request.revision}"
+        room = self._bus.room({"Nats-Msg-Id": msg_id})
+        delivery = fit_draft(delivery, room)
         # Publish before recording: if we die in between, the redelivered request repeats the
         # work and JetStream drops the second draft by its id.
-        await self._bus.publish_model(
-            self._bus.subjects.deliver,
-            delivery,
-            f"{claimed.incident_id}.draft.{request.revision}",
-        )
+        try:
+            await self._bus.publish_model(self._bus.subjects.deliver, delivery, msg_id)
+        except MessageTooLarge as exc:
+            # Dead-lettered with this reason (a PoisonMessage): retrying cannot make it fit.
+            raise MessageTooLarge(
+                f"draft {msg_id} does not fit even shrunk: {exc}",
+                subject=exc.subject,
+                size=exc.size,
+                limit=exc.limit,
+            ) from exc
         log.info("investigated", confidence=rca.confidence, cause=rca.root_cause.component)
         return await self._finish(request, claimed, cause, started, "investigated")
 
@@ -226,8 +235,8 @@ def draft_request(
         incident_id=incident.incident_id,
         revision=revision,
         episode=incident.episode,
-        title=title_of(incident),
-        labels=incident.common_labels,
+        title=truncate(title_of(incident), VALUE_CHARS),
+        labels=bound_values(incident.common_labels),
         severity=incident.severity(),
         rca=rca,
         evidence=_digest(evidence, rca.evidence_ids),
@@ -242,11 +251,82 @@ def draft_request(
             for e in evidence
         ],
         created_at=utcnow(),
-        annotations=attachments.alert_annotations(incident),
+        annotations=bound_values(attachments.alert_annotations(incident)),
         links=attachments.links(incident),
         series=attachments.series(evidence, incident.onset()),
         reason=reason,
     )
+
+
+# Shrinking a draft over the broker's max_payload, in this order, each step only as far as
+# needed: evidence details and summaries, the series' points, annotations, then every text.
+DETAIL_STEPS = (100, 0)
+SUMMARY_STEPS = (200, 80)
+POINT_STEPS = (60, 12)
+ANNOTATION_STEPS = (500, 100, 0)
+TEXT_STEPS = (1000, 300, 100, 40)
+
+
+def draft_size(delivery: DeliveryRequest) -> int:
+    return len(delivery.model_dump_json().encode())
+
+
+def fit_draft(delivery: DeliveryRequest, room: int) -> DeliveryRequest:
+    """``delivery`` if it fits in ``room`` bytes, else a copy shrunk until it does (or as far as
+    it goes: the publish then refuses it and the request is dead-lettered with the reason).
+    Every cut text ends with "… [truncated N chars]"."""
+    size = draft_size(delivery)
+    if size <= room:
+        return delivery
+    draft = delivery.model_copy(deep=True)
+    done: list[str] = []
+
+    def shrunk(step: str) -> bool:
+        done.append(step)
+        return draft_size(draft) <= room
+
+    def result() -> DeliveryRequest:
+        log.warning(
+            "draft_shrunk", size=size, now=draft_size(draft), max_payload_room=room, steps=done
+        )
+        return draft
+
+    for limit in DETAIL_STEPS:
+        for item in draft.evidence:
+            item.detail = truncate(item.detail, limit)
+        if shrunk(f"evidence details to {limit} chars"):
+            return result()
+    for limit in SUMMARY_STEPS:
+        for item in draft.evidence:
+            item.summary = truncate(item.summary, limit)
+        if shrunk(f"evidence summaries to {limit} chars"):
+            return result()
+    if draft.series is not None:
+        for points in POINT_STEPS:
+            draft.series.points = _thin(draft.series.points, points)
+            if shrunk(f"series to {points} points"):
+                return result()
+    for limit in ANNOTATION_STEPS:
+        draft.annotations = {k: truncate(v, limit) for k, v in draft.annotations.items()}
+        if shrunk(f"annotations to {limit} chars"):
+            return result()
+    for limit in TEXT_STEPS:
+        data = truncate_strings(draft.model_dump(mode="json"), limit)
+        # Ids and times keep their form; everything else is text that can be cut.
+        data.update(
+            {k: getattr(delivery, k) for k in ("kind", "incident_id", "created_at", "severity")}
+        )
+        draft = DeliveryRequest.model_validate(data)
+        if shrunk(f"every text to {limit} chars"):
+            return result()
+    return result()
+
+
+def _thin(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+    if len(points) <= limit:
+        return points
+    step = len(points) / limit
+    return [points[int(i * step)] for i in range(limit)]
 
 
 def _still_points_at(incident: IncidentState, evidence: list[Evidence]) -> bool:

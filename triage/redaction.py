@@ -16,13 +16,19 @@ token inside ``api_key=...`` is named by its vendor, and later rules leave place
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from collectors.base import Evidence
 from triage.errors import ConfigError
+from triage.metrics import Metrics
+from triage.models import DeliveryRequest
+from triage.routing import RouteDecision
+from triage.settings import RedactionSettings
 
 OnRedaction = Callable[[str, int], None]
 
@@ -247,6 +253,15 @@ _RULES: tuple[_Rule, ...] = (
         hints=("sharedaccesskey=",),
     ),
     _rule("azure_sas", r"(?i)[?&]sig=(?P<s>[A-Za-z0-9%+/=]{16,})", ("s",), hints=("sig=",)),
+    # Signed URLs (S3/GCS presigned, CloudFront, webhooks): the signature authorises the request.
+    # Tokens, keys and passwords in query strings (?token=, &api_key=) are key=value below.
+    _rule(
+        "url_signature",
+        r"(?i)(?<=[?&;])(?:x-(?:amz|goog)-signature|signature|sig|hmac|x-signature)="
+        r"(?P<s>[^&#\s\"'<>]+)",
+        ("s",),
+        hints=("sig", "hmac"),
+    ),
     # AWS secret keys have no prefix: only their key names give them away.
     _rule(
         "aws_secret_key",
@@ -392,6 +407,20 @@ class Redactor:
         self._rules = tuple(rules)
         self._on_redaction = on_redaction
 
+    @classmethod
+    def from_settings(
+        cls, settings: RedactionSettings | None = None, metrics: Metrics | None = None
+    ) -> Redactor:
+        """The redactor the settings describe (``TRIAGE_REDACTION_*``), counting into
+        ``triage_redactions_total`` when ``metrics`` is given."""
+        s = settings or RedactionSettings()
+        counted = metrics.redactions if metrics is not None else None
+        return cls(
+            emails=s.emails,
+            extra_patterns=s.extra_patterns,
+            on_redaction=(lambda kind, n: counted.labels(kind).inc(n)) if counted else None,
+        )
+
     def redact(self, text: str) -> tuple[str, int]:
         """The text with every secret replaced, and how many were replaced."""
         counts: Counter[str] = Counter()
@@ -402,6 +431,60 @@ class Redactor:
             for kind, n in sorted((+counts).items()):
                 self._on_redaction(kind, n)
         return text, sum(counts.values())
+
+    def redact_url(self, url: str) -> tuple[str, int]:
+        """A URL still usable after redaction: the password in its userinfo is dropped
+        (``https://user@host/``) and secret query values become placeholders."""
+        m = _USERINFO.match(url)
+        if m is None:
+            return self.redact(url)
+        # The userinfo apart: ``user@host`` would read as an e-mail address.
+        scheme, userinfo, rest = m.group("scheme"), m.group("userinfo"), url[m.end() :]
+        text, n = self.redact(scheme + rest)
+        user, _, password = userinfo.partition(":")
+        clean_user, n_user = self.redact(user)
+        if password:
+            n += 1
+            if self._on_redaction is not None:
+                self._on_redaction("url_password", 1)
+        if n_user or not clean_user:
+            return text, n + n_user  # a token for a user name: no user at all
+        return f"{scheme}{clean_user}@{text[len(scheme) :]}", n
+
+    def redact_delivery(
+        self, request: DeliveryRequest, route: RouteDecision
+    ) -> tuple[DeliveryRequest, RouteDecision]:
+        """Copies of a delivery and its route with every string people or programs will read
+        redacted: title, labels and annotations (names and values), the RCA's text, evidence,
+        links, the series, collectors' errors; each string once. Identifiers the delivery
+        records rely on (incident id, kinds, revisions), channels and mentions are kept."""
+        seen: dict[tuple[bool, str], str] = {}
+
+        def clean(text: str, key: str | None = None) -> str:
+            one_url = key == "url" or _URL_ONLY.fullmatch(text) is not None
+            out = seen.get((one_url, text))
+            if out is None:
+                out = (self.redact_url if one_url else self.redact)(text)[0]
+                seen[one_url, text] = out
+            return out
+
+        def walk(value: Any, key: str | None) -> Any:
+            if isinstance(value, str):
+                return value if key in _OWN_FIELDS else clean(value, key)
+            if isinstance(value, dict):
+                if key in _FREE_KEYS:  # a label's name is the alert's text, a field's is ours
+                    return {clean(k): walk(v, None) for k, v in value.items()}
+                return {k: walk(v, k) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return type(value)(walk(v, key) for v in value)
+            return value
+
+        data = walk(request.model_dump(), None)
+        targets = tuple(
+            dataclasses.replace(t, team=clean(t.team), reason=clean(t.reason))
+            for t in route.targets
+        )
+        return type(request).model_validate(data), dataclasses.replace(route, targets=targets)
 
     def redact_evidence(self, evidence: list[Evidence]) -> tuple[list[Evidence], int]:
         """Copies of the evidence with every free-text field redacted; the input is untouched."""
@@ -431,6 +514,14 @@ class Redactor:
             ]
             result.append(ev.model_copy(update={"items": items, "error": clean_opt(ev.error)}))
         return result, total
+
+
+_URL_ONLY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://\S+")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{1,20}://)(?P<userinfo>[^\s/?#]*)@")
+# Fields of a delivery that are ours and that records and routing match on: never rewritten.
+_OWN_FIELDS = frozenset({"incident_id", "kind", "role", "status", "schema_version", "prompt_hash"})
+# Dicts whose keys come from the alert (label and annotation names) rather than our models.
+_FREE_KEYS = frozenset({"labels", "annotations"})
 
 
 def _apply(rule: _Rule, text: str, lowered: str, counts: Counter[str]) -> str:

@@ -45,7 +45,15 @@ class NatsSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    max_body_bytes: int = Field(1024 * 1024, gt=0, description="Larger webhooks get 413")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="Larger webhooks get 413 (so do bodies over the broker's max_payload less "
+        "the envelope)",
+    )
+    body_timeout_s: float = Field(
+        10, gt=0, description="A request body not received within this long gets 408"
+    )
     bearer_token: SecretStr | None = Field(
         None, description="Alertmanager's authorization credentials"
     )

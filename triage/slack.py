@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -71,6 +72,26 @@ class SlackRef(BaseModel):
         return self.model_dump_json()
 
 
+# Every message carries this metadata: after a crash between posting and recording, the post is
+# found again in the channel's history instead of being posted twice.
+EVENT_TYPE = "triage_delivery"
+# How far before the recorded intent to look for the post (clocks differ a little).
+RECOVER_SLACK_S = 60
+
+
+def marker(request: DeliveryRequest, channel: str) -> dict[str, Any]:
+    rev = request.revision if request.kind == "draft" else request.episode
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {
+            "incident_id": request.incident_id,
+            "kind": request.kind,
+            "revision": rev,
+            "channel": channel,
+        },
+    }
+
+
 class ChannelPacer:
     """At most one call per ``interval`` to each channel, in order; other channels go on."""
 
@@ -118,14 +139,7 @@ class SlackSink:
         self._ids: dict[str, str] = {}
 
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
-        prev = SlackRef.parse(thread)
-        rev = request.revision if request.kind == "draft" else request.episode
-        ref = SlackRef(episode=request.episode, kind=request.kind, revision=rev)
-        if prev is not None and prev.episode == request.episode:
-            ref.parents = dict(prev.parents)
-            ref.parent = prev.parent
-            if prev.kind == request.kind and prev.revision == rev:
-                ref.posts = dict(prev.posts)  # a retry of this very request
+        ref = self._start(request, thread)
         for channel in route.channels:
             try:
                 if request.kind == "draft":
@@ -140,6 +154,20 @@ class SlackSink:
                     ) from exc
                 raise DeliveryError(f"slack {channel}: {why}", sink=self.name) from exc
         return ref.dump()
+
+    @staticmethod
+    def _start(request: DeliveryRequest, thread: str | None) -> SlackRef:
+        """This request's reference: the thread parents of its episode, and, on a retry of this
+        very request, what it posted already."""
+        prev = SlackRef.parse(thread)
+        rev = request.revision if request.kind == "draft" else request.episode
+        ref = SlackRef(episode=request.episode, kind=request.kind, revision=rev)
+        if prev is not None and prev.episode == request.episode:
+            ref.parents = dict(prev.parents)
+            ref.parent = prev.parent
+            if prev.kind == request.kind and prev.revision == rev:
+                ref.posts = dict(prev.posts)  # a retry of this very request
+        return ref
 
     async def _draft(
         self, request: DeliveryRequest, route: RouteDecision, channel: str, ref: SlackRef
@@ -157,7 +185,9 @@ class SlackSink:
             await self._update(done, text, blocks)
             return
         blocks = kit.draft_blocks(request, route, mentions, reply=parent is not None)
-        posted = await self._post(channel, text, blocks, parent.ts if parent else None)
+        posted = await self._post(
+            channel, text, blocks, parent.ts if parent else None, marker(request, channel)
+        )
         ref.posts[channel] = posted
         if parent is None:
             ref.parents[channel] = parent = posted
@@ -175,14 +205,19 @@ class SlackSink:
                 else kit.standalone_resolve_blocks(request)
             )
             ref.posts[channel] = await self._post(
-                channel, text, blocks, parent.ts if parent else None
+                channel, text, blocks, parent.ts if parent else None, marker(request, channel)
             )
         if parent is not None and ref.parent is not None:
             blocks = kit.resolved_parent_blocks(ref.parent, request.created_at)
             await self._update(parent, text, blocks)
 
     async def _post(
-        self, channel: str, text: str, blocks: list[kit.Block], thread_ts: str | None
+        self,
+        channel: str,
+        text: str,
+        blocks: list[kit.Block],
+        thread_ts: str | None,
+        metadata: dict[str, Any],
     ) -> Posted:
         async with self.pacer.slot(self._ids.get(channel, channel)):
             resp = await self.client.chat_postMessage(
@@ -193,10 +228,80 @@ class SlackSink:
                 unfurl_links=False,
                 unfurl_media=False,
                 link_names=False,
+                metadata=metadata,
             )
         posted = Posted(channel_id=str(resp["channel"]), ts=str(resp["ts"]))
         self._ids[channel] = posted.channel_id
         return posted
+
+    async def recover(
+        self, request: DeliveryRequest, route: RouteDecision, thread: str | None, since: datetime
+    ) -> tuple[str, bool] | None:
+        """After an attempt that may have posted without recording it (a crash): the posts of
+        this request found by their metadata, as the reference ``send`` continues from. Needs
+        the history scopes (channels:history, groups:history, and channels:read for channels
+        given by name); without them the retry posts again, as before."""
+        ref = self._start(request, thread)
+        found = False
+        for channel in route.channels:
+            if channel in ref.posts:
+                continue
+            try:
+                posted = await self._find(request, channel, ref.parents.get(channel), since)
+            except SLACK_ERRORS as exc:
+                log.warning("slack_recover_failed", channel=channel, error=_describe(exc))
+                continue
+            if posted is None:
+                continue
+            found = True
+            ref.posts[channel] = posted
+            if channel not in ref.parents:
+                ref.parents[channel] = posted
+                ref.parent = ref.parent or kit.ParentInfo.of(request)
+        # send() then refreshes what was found and posts only what is missing.
+        return (ref.dump(), False) if found else None
+
+    async def _find(
+        self, request: DeliveryRequest, channel: str, parent: Posted | None, since: datetime
+    ) -> Posted | None:
+        want = marker(request, channel)["event_payload"]
+        if parent is not None:
+            resp = await self.client.conversations_replies(
+                channel=parent.channel_id, ts=parent.ts, include_all_metadata=True, limit=200
+            )
+            cid = parent.channel_id
+        else:
+            found = await self._channel_id(channel)
+            if found is None:
+                return None
+            cid = found
+            oldest = since.timestamp() - RECOVER_SLACK_S
+            resp = await self.client.conversations_history(
+                channel=cid, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
+            )
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == EVENT_TYPE and meta.get("event_payload") == want:
+                return Posted(channel_id=cid, ts=str(message["ts"]))
+        return None
+
+    async def _channel_id(self, channel: str) -> str | None:
+        if channel in self._ids:
+            return self._ids[channel]
+        if not channel.startswith("#"):
+            return channel  # routed by id
+        name, cursor = channel[1:], None
+        while True:
+            resp = await self.client.conversations_list(
+                types="public_channel,private_channel", limit=1000, cursor=cursor
+            )
+            for c in resp.get("channels") or []:
+                if c.get("name") == name:
+                    self._ids[channel] = str(c["id"])
+                    return self._ids[channel]
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     async def _update(self, at: Posted, text: str, blocks: list[kit.Block]) -> None:
         async with self.pacer.slot(at.channel_id):

@@ -37,10 +37,26 @@ _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 
 
-def esc(text: str) -> str:
-    """Untrusted text for mrkdwn: Slack's three control characters escaped, and the bare
-    broadcast words broken with a zero-width space in case a client links them anyway."""
+# Formatting marks that could open or close bold, italics or strikethrough: at a word's edge
+# (Slack formats ``*bold*``, not ``2*3`` or ``http_requests_total``), and every backtick.
+_MARKUP = re.compile(
+    r"(?<![^\W_])[*_~](?=\S)"  # opens: after a non-letter, before text
+    r"|(?<=\S)[*_~](?![^\W_])"  # closes: after text, before a non-letter
+    r"|`"
+)
+# Slack has no escape for these; look-alikes (as jsx-slack uses) read the same and never format.
+_LOOKALIKE = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+
+
+def esc(text: str, *, markup: bool = True) -> str:
+    """Untrusted text for mrkdwn: Slack's three control characters escaped, the bare
+    broadcast words broken with a zero-width space in case a client links them anyway, and
+    (``markup``) the ``*``, ``_``, ``~`` and backticks that would format replaced by look-alikes
+    (U+2217, U+02CD, U+223C, U+02CB), so alert text shows as written. Our own formatting is
+    added around it."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if markup:
+        text = _MARKUP.sub(lambda m: _LOOKALIKE[m.group()], text)
     return _BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
@@ -62,7 +78,10 @@ def clip(text: str, limit: int) -> str:
 
 def link(url: str, label: str) -> str | None:
     """``<url|label>`` for http(s) URLs only; the URL cannot close the link early."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[oops": not a URL, no link
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL:
         return None
     safe = quote(url, safe="/:?=&%#;,+@!$'()*~.-_[]")
@@ -99,8 +118,10 @@ def context(text: str) -> Block:
 
 
 def header(text: str) -> Block:
-    # plain_text forms no mentions, but escaping costs nothing and keeps one rule for all text.
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(esc(text), MAX_HEADER)}}
+    # plain_text forms no mentions and no formatting, but escaping costs nothing and keeps one
+    # rule for all text; its marks are left as they are.
+    text = clip(esc(text, markup=False), MAX_HEADER)
+    return {"type": "header", "text": {"type": "plain_text", "text": text}}
 
 
 def service_of(request: DeliveryRequest) -> str:

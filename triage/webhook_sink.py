@@ -17,7 +17,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from triage.delivery import delivery_record
+from triage.delivery import delivery_id, delivery_record
 from triage.errors import DeliveryError
 from triage.models import DeliveryRequest
 from triage.routing import RouteDecision
@@ -44,8 +44,7 @@ class WebhookSink:
         self._deadline = deadline_s
 
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
-        rev = request.revision if request.kind == "draft" else request.episode
-        key = f"{request.incident_id}.{request.kind}.{rev}"
+        key = delivery_id(request)
         body = delivery_record(request, route, thread)
         try:
             async for attempt in AsyncRetrying(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import nats
+import pytest
 
 from tests.servers import NatsServer
 from triage.bus import CONSUMERS, Bus
+from triage.errors import BrokerUnavailable, MessageTooLarge
 from triage.metrics import Metrics
+from triage.models import DeadLetter
 from triage.settings import NatsSettings
 
 
@@ -49,3 +54,59 @@ async def test_publish_ids_deduplicate_within_the_window(nats_server: NatsServer
         assert info.state.messages == 1
     finally:
         await bus.close()
+
+
+async def test_a_message_over_max_payload_is_refused_and_the_connection_lives(
+    nats_server: NatsServer,
+):
+    bus = await declared(nats_server.url, NatsSettings())
+    try:
+        assert bus.max_payload == 1024 * 1024  # what a default nats-server announces
+        # Under max_payload on its own, over it with its Nats-Msg-Id header: the server would
+        # answer -ERR and nats-py would close the connection for good.
+        for size in (bus.max_payload - 10, bus.max_payload + 10):
+            with pytest.raises(MessageTooLarge) as refused:
+                await bus.publish(bus.subjects.alerts, b"x" * size, "big")
+            assert refused.value.limit == bus.max_payload
+            assert "max_payload of 1048576 bytes" in str(refused.value)
+        room = bus.room({"Nats-Msg-Id": "fits"})
+        assert await bus.publish(bus.subjects.alerts, b"x" * room, "fits") is True
+        assert bus.connected
+        assert await bus.publish(bus.subjects.alerts, b"{}", "after") is True
+    finally:
+        await bus.close()
+
+
+async def test_a_dead_letter_too_large_for_the_broker_keeps_what_fits_and_says_so(
+    nats_server: NatsServer,
+):
+    bus = await declared(nats_server.url, NatsSettings())
+    nc = await nats.connect(nats_server.url)
+    try:
+        sub = await nc.jetstream().subscribe("triage.deadletter.>", durable="reader")
+        # JSON doubles every quote: the letter would be twice the size of the message.
+        payload = b'"' * (bus.max_payload - 1000)
+        await bus.dead_letter(
+            "incidents", "triage.alerts", payload, "invalid AlertNotification", 1, stream_seq=7
+        )
+        msg = await sub.next_msg(timeout=5)
+        assert len(msg.data) <= bus.max_payload
+        letter = DeadLetter.model_validate_json(msg.data)
+        assert letter.reason.startswith("invalid AlertNotification [payload of 1047576 bytes")
+        assert "truncated to fit the broker's max_payload of 1048576 bytes" in letter.reason
+        assert "stream TRIAGE sequence 7" in letter.reason
+        assert 400_000 < len(letter.payload) < len(payload) and set(letter.payload) == {'"'}
+        assert bus.connected
+    finally:
+        await nc.close()
+        await bus.close()
+
+
+async def test_connecting_to_nothing_fails_within_the_deadline_naming_the_url():
+    bus = Bus(NatsSettings(), "nats://127.0.0.1:1", Metrics(), name="TRIAGE_NATS_URL=x")
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as failed:
+        await bus.connect(deadline_s=1)
+    assert time.monotonic() - started < 3
+    assert str(failed.value).startswith("TRIAGE_NATS_URL=x: cannot connect within 1s: ")
+    assert "Connection" in str(failed.value)

@@ -77,6 +77,8 @@ def test_serve_on_the_embedded_default_then_demo_prints_a_draft(embedded_env, tm
         wait_until(lambda: ready(port))
         banner = out.read_text()
         assert f"url: http://127.0.0.1:{port}/api/v1/alertmanager" in banner
+        # "triage is up" only once it is: connected, declared, consuming.
+        assert banner.index('"event": "started"') < banner.index("triage is up")
         token_file = Path(embedded_env["TRIAGE_STATE_DIR"]) / "ingest-token"
         assert f"credentials_file: {token_file.resolve()}" in banner
         assert token_file.stat().st_mode & 0o077 == 0  # the generated secret is private
@@ -241,3 +243,44 @@ def test_stages_as_separate_processes(nats_server: NatsServer, tmp_path: Path):
     finally:
         for proc in procs.values():
             stop(proc)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_wrong_nats_url_is_one_line_naming_it_and_exit_2(embedded_env, tmp_path, command):
+    env = {**embedded_env, "TRIAGE_NATS_URL": "nats://127.0.0.1:1"}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "triage.cli", command],
+        cwd=tmp_path,
+        env={**os.environ, **env, "TRIAGE_INGEST_BEARER_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # no traceback, no reconnect noise
+    assert lines[0].startswith(
+        "triage: TRIAGE_NATS_URL=nats://127.0.0.1:1: cannot connect within 5s: "
+    )
+    assert "triage is up" not in proc.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_connecting_stops_at_once(embedded_env, tmp_path, sig):
+    env = {**embedded_env, "TRIAGE_NATS_URL": "nats://127.0.0.1:1"}
+    proc = triage(["serve"], env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2)  # importing, then connecting (it would give up after 5 s)
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - sent < 2
+        assert proc.returncode == 0
+        assert "triage is up" not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -167,3 +167,59 @@ async def test_every_delivered_draft_names_its_owning_team(bus: Bus, tmp_path: P
     [record] = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["team"] == "cart"
     assert record["delivery"]["rca"]["owner_team"] == "cart"
+
+
+class Crash(Exception):
+    """The notifier dies between posting and recording (kill -9 as the stage sees it)."""
+
+
+class CrashesBeforeRecording(DeliveryStage):
+    async def _record(self, request, sink, route, ref, *, complete):  # type: ignore[no-untyped-def]
+        if complete:
+            raise Crash(sink)
+        await super()._record(request, sink, route, ref, complete=complete)
+
+
+def crashing(bus: Bus, sinks: list[Sink]) -> DeliveryStage:
+    rules, default = parse_routing(ROUTING)
+    assert default is not None
+    return CrashesBeforeRecording(bus, Router(rules, default), sinks, Metrics())
+
+
+def fresh_slack(slack_api: SlackApi, session: aiohttp.ClientSession) -> SlackSink:
+    # A new process: nothing remembered but what the incident recorded.
+    settings = SlackSettings(base_url=slack_api.url, channel_interval_s=0)
+    return SlackSink(web_client(settings, slack_api.token, session), settings)
+
+
+async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
+    bus: Bus, slack_api: SlackApi, tmp_path: Path
+):
+    await stored(bus, incident())
+    out = tmp_path / "drafts.jsonl"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(Crash):
+            await crashing(bus, [fresh_slack(slack_api, session)]).handle(draft())
+        with pytest.raises(Crash):
+            await crashing(bus, [JsonlSink(out)]).handle(draft())
+        assert len(slack_api.top_level("#cart-oncall")) == 1  # posted, never recorded
+
+        # The bus redelivers to a notifier that starts afresh.
+        again = stage(bus, [fresh_slack(slack_api, session), JsonlSink(out)])
+        assert await again.handle(draft()) == "delivered"
+        assert len(slack_api.top_level("#cart-oncall")) == 1
+        assert len(slack_api.top_level("#shop")) == 1
+        assert len(out.read_text().splitlines()) == 1
+        refs = (await state_of(bus)).deliveries
+        assert sorted(d.sink for d in refs) == ["jsonl", "slack"] and all(d.complete for d in refs)
+
+        # A reply in the thread (revision 2), interrupted the same way, is not doubled either.
+        with pytest.raises(Crash):
+            await crashing(bus, [fresh_slack(slack_api, session)]).handle(draft(revision=2))
+        assert (
+            await stage(bus, [fresh_slack(slack_api, session)]).handle(draft(revision=2))
+            == "delivered"
+        )
+        [parent] = slack_api.top_level("#cart-oncall")
+        assert len(slack_api.replies(parent)) == 1
+        assert len(slack_api.top_level("#cart-oncall")) == 1

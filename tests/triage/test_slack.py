@@ -15,6 +15,7 @@ import pytest
 
 from tests.drafts import GRAPH_URL, RUNBOOK_URL, draft, rca, resolve, route
 from tests.slackapi import SlackApi, all_text, channel_id
+from triage import slack_blocks as kit
 from triage.errors import DeliveryError, PartialDelivery
 from triage.graph import PNG_MAGIC
 from triage.models import EvidenceDigest, Link, LLMUsage
@@ -373,3 +374,60 @@ async def test_what_was_ruled_out_is_apart_and_no_evidence_names_no_cause(
     )
     body = "\n".join(all_text(slack_api.top_level("#other")[0].blocks))
     assert "*No confident cause* (0% confidence)" in body and "*Probable cause*" not in body
+
+
+MARKED = "*bold* _ital_ ~strike~ `code` ```block``` (*x*)"
+LOOKALIKES = str.maketrans("*_~`", "\u2217\u02cd\u223c\u02cb")
+
+
+def shown(text: str) -> str:
+    """``text`` with every formatting mark as the look-alike Slack shows instead."""
+    return text.translate(LOOKALIKES)
+
+
+async def test_formatting_marks_in_alert_text_show_as_written_and_ours_still_format(
+    slack_api: SlackApi, session: aiohttp.ClientSession
+):
+    request = draft(
+        labels={"alertname": "HighErrorRate", "service": "cart_service", "severity": "critical"},
+        annotations={"summary": MARKED, "description": "rate(http_requests_total[5m]) * 100"},
+        evidence=[
+            EvidenceDigest(
+                id="log-`x`",
+                collector="logs",
+                summary=f"log: {MARKED}",
+                detail=MARKED,
+                role="cause",
+            )
+        ],
+        rca=rca(summary=f"LLM says {MARKED}", next_steps=[MARKED], open_questions=[MARKED]),
+    )
+    await sink(slack_api, session).send(request, route(), None)
+    [msg] = slack_api.top_level("#cart-oncall")
+    body = "\n".join(all_text(msg.blocks))
+    # Ours: headings, the evidence id in code, the draft's status.
+    for own in ("*Probable cause*", "*Alert*", "*Evidence*", "*Next steps*", "*draft for review*"):
+        assert own in body
+    assert f"• `{shown('log-`x`')}` log: " in body
+    for text in texts(slack_api):
+        for mark in ("*bold*", "_ital_", "~strike~", "`code`", "```", "(*x*)"):
+            assert mark not in text, text
+    assert shown(MARKED) in body
+    # Marks inside words and spaced operators cannot format and stay as written.
+    assert "rate(http_requests_total[5m]) * 100" in body
+    assert msg.blocks[0]["text"]["text"] == "CRITICAL · cart_service: HighErrorRate on cart_service"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("*bold* _it_ ~gone~ `code`", shown("*bold* _it_ ~gone~ `code`")),
+        ("http_requests_total DB_PASSWORD=[REDACTED:aws_access_key]", None),
+        ("2*3 and rate(x[5m]) * 100", None),
+        ("a & b <!here> @channel", "a &amp; b &lt;!here&gt; @\u200bchannel"),
+    ],
+)
+def test_esc_neutralises_only_marks_that_could_format(text: str, shown: str | None):
+    assert kit.esc(text) == (shown or text)
+    if "&" not in text:  # plain_text (headers) forms no markup: the marks stay
+        assert kit.esc(text, markup=False) == text
