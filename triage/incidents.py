@@ -41,7 +41,7 @@ def snapshot(webhook: AlertmanagerWebhook) -> dict[str, AlertSnapshot]:
             labels=bound_values(a.labels),
             annotations=bound_values(a.annotations),
             starts_at=a.startsAt,
-            ends_at=a.endsAt if a.status == "resolved" else None,
+            ends_at=a.ends() if a.status == "resolved" else None,
             generator_url=truncate(a.generatorURL, URL_CHARS),
         )
         for a in webhook.alerts

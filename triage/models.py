@@ -33,7 +33,10 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 def _utc(value: datetime) -> datetime:
     """A time without a zone is read as UTC (Alertmanager always sends one)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 has no UTC time
+        raise ValueError(f"{value.isoformat()} has no UTC equivalent") from exc
 
 
 def _in_range(value: datetime) -> datetime:
@@ -62,8 +65,12 @@ class Alert(_Tolerant):
         if value is None:
             return None
         value = _utc(value)
-        # Alertmanager's zero time (0001-01-01) on a firing alert means "no end yet".
-        return None if value.year == 1 else _in_range(value)
+        # Alertmanager's zero time (0001-01-01) on a firing alert means "no end yet": kept as
+        # sent (content ids, recorded scenarios), read as no end (``ends``).
+        return value if value.year == 1 else _in_range(value)
+
+    def ends(self) -> datetime | None:
+        return None if self.endsAt is None or self.endsAt.year == 1 else self.endsAt
 
 
 class AlertmanagerWebhook(_Tolerant):
