@@ -35,6 +35,21 @@ def triage(args: list[str], env: dict[str, str], cwd: Path, **kw: object) -> sub
     )
 
 
+def serve_once(cwd: Path, *envs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`triage serve` expected to stop by itself (a bad setting), with its output."""
+    env: dict[str, str] = {}
+    for e in envs:
+        env.update(e)
+    return subprocess.run(
+        [sys.executable, "-m", "triage.cli", "serve"],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def wait_until(check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -143,14 +158,7 @@ def test_serve_on_the_embedded_default_then_demo_prints_a_draft(embedded_env, tm
 def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
     embedded_env, tmp_path, env, variable, expected
 ):
-    proc = subprocess.run(
-        [sys.executable, "-m", "triage.cli", "serve"],
-        cwd=tmp_path,
-        env={**os.environ, **embedded_env, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = serve_once(tmp_path, embedded_env, env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr  # no traceback
@@ -163,14 +171,7 @@ def test_a_taken_http_port_is_one_line_naming_the_variable(embedded_env, tmp_pat
         s.bind(("127.0.0.1", 0))
         s.listen()
         env = {**embedded_env, "TRIAGE_HTTP_PORT": str(s.getsockname()[1])}
-        proc = subprocess.run(
-            [sys.executable, "-m", "triage.cli", "serve"],
-            cwd=tmp_path,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        proc = serve_once(tmp_path, env)
     assert proc.returncode == 2
     assert (
         proc.stderr.startswith("triage: TRIAGE_HTTP_PORT=") and len(proc.stderr.splitlines()) == 1
@@ -179,14 +180,7 @@ def test_a_taken_http_port_is_one_line_naming_the_variable(embedded_env, tmp_pat
 
 def test_embedded_port_taken_is_a_clear_error(embedded_env, tmp_path, nats_server: NatsServer):
     env = {**embedded_env, "TRIAGE_NATS_EMBEDDED_PORT": str(nats_server.port)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "triage.cli", "serve"],
-        cwd=tmp_path,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = serve_once(tmp_path, env)
     assert proc.returncode == 2
     assert f"port {nats_server.port} is taken" in proc.stderr
 
