@@ -19,14 +19,17 @@ def setuptools_config() -> dict:
 def test_the_package_list_is_every_package_on_disk_plus_the_prompts():
     config = setuptools_config()
     on_disk = find_namespace_packages(str(ROOT), include=["triage", "triage.*", "collectors*"])
-    assert sorted(config["packages"]) == sorted([*on_disk, "triage_prompts"])
+    versions = [f"triage_prompts.{v}" for v in find_namespace_packages(str(ROOT / "prompts"))]
+    assert sorted(config["packages"]) == sorted([*on_disk, "triage_prompts", *versions])
     assert config["package-dir"] == {"triage_prompts": "prompts"}
 
 
 def test_every_prompt_template_is_package_data():
-    patterns = setuptools_config()["package-data"]["triage_prompts"]
+    data = setuptools_config()["package-data"]
     prompts = ROOT / "prompts"
-    templates = [p.relative_to(prompts).as_posix() for p in prompts.rglob("*.j2")]
+    templates = [p.relative_to(prompts) for p in prompts.rglob("*.j2")]
     assert templates
     for template in templates:
-        assert any(fnmatch.fnmatch(template, pattern) for pattern in patterns), template
+        package = "triage_prompts." + ".".join(template.parent.parts)
+        patterns = data.get(package, [])
+        assert any(fnmatch.fnmatch(template.name, p) for p in patterns), template
