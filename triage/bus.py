@@ -4,6 +4,8 @@ with de-duplication ids; compare-and-set updates of incident state; dead letters
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -428,3 +430,8 @@ class Bus:
                 continue
             pending = (info.num_pending or 0) + (info.num_ack_pending or 0)
             self._metrics.consumer_pending.labels(durable).set(pending)
+
+
+def worker_id() -> str:
+    """This process, as claims on incident state name it."""
+    return f"{socket.gethostname()}-{os.getpid()}"

@@ -9,17 +9,17 @@ import json
 import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
 
 import structlog
 
-from triage.bus import Bus
+from triage.bus import Bus, worker_id
 from triage.draft_text import render_text
 from triage.errors import NotReady, PartialDelivery, PoisonMessage
 from triage.metrics import Metrics
-from triage.models import DeliveryRef, DeliveryRequest, IncidentState, utcnow
+from triage.models import Claim, DeliveryRef, DeliveryRequest, IncidentState, utcnow
 from triage.redaction import Redactor
 from triage.routing import RouteDecision, Router
 
@@ -169,6 +169,7 @@ class DeliveryStage:
         self._router = router
         self._sinks = sinks
         self._metrics = metrics
+        self._me = f"notify-{worker_id()}-{id(self):x}"
         # One delivery per incident at a time here: two drafts racing would open two threads.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -180,8 +181,66 @@ class DeliveryStage:
         lock = self._locks.get(request.incident_id)
         if lock is None:
             lock = self._locks[request.incident_id] = asyncio.Lock()
-        async with lock, _beating(heartbeat, self._bus.settings.ack_wait_s / 3):
+        # Heartbeats from receipt: a message waiting its turn here must not be handed to another
+        # replica meanwhile.
+        async with (
+            _beating(heartbeat, self._bus.settings.ack_wait_s / 3),
+            lock,
+            self._claimed(request.incident_id),
+        ):
             return await self._deliver(request)
+
+    @contextlib.asynccontextmanager
+    async def _claimed(self, incident_id: str) -> AsyncIterator[None]:
+        """This replica's claim on delivering the incident, taken by compare-and-set before
+        anything is posted and renewed while sinks wait (pacing, Retry-After); another replica
+        holding a live claim makes this message wait. A crash lets the claim expire."""
+        lease = timedelta(seconds=self._bus.settings.ack_wait_s)
+        held: list[datetime] = []
+
+        def take(state: IncidentState | None) -> IncidentState | None:
+            held.clear()
+            if state is None:
+                return None
+            now = utcnow()
+            c = state.notify_claim
+            if c is not None and c.worker != self._me and c.lease_until > now:
+                held.append(c.lease_until)
+                return None
+            state.notify_claim = Claim(worker=self._me, revision=0, lease_until=now + lease)
+            return state
+
+        await self._bus.mutate_incident(incident_id, take)
+        if held:
+            wait = (held[0] - utcnow()).total_seconds()
+            raise NotReady("another notifier delivers this incident", delay_s=max(0.5, wait))
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(lease.total_seconds() / 3)
+                try:
+                    await self._bus.mutate_incident(incident_id, take)
+                except Exception:  # a missed renewal risks a wait elsewhere, not a duplicate
+                    log.warning("notify_claim_renew_failed")
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+
+            def release(state: IncidentState | None) -> IncidentState | None:
+                if state is None or state.notify_claim is None:
+                    return None
+                if state.notify_claim.worker != self._me:
+                    return None
+                state.notify_claim = None
+                return state
+
+            try:
+                await self._bus.mutate_incident(incident_id, release)
+            except Exception:  # it expires by itself; the delivery's outcome stands
+                log.warning("notify_claim_release_failed")
 
     async def _deliver(self, request: DeliveryRequest) -> str:
         state, _ = await self._bus.get_incident(request.incident_id)

@@ -4,8 +4,6 @@ hand the draft to delivery. A collector that fails weakens the draft; it never a
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -15,7 +13,7 @@ import structlog
 from collectors.base import Collector, Evidence, TimeWindow
 from triage import attachments
 from triage.analysis import Analyzer, ranked_items
-from triage.bus import Bus
+from triage.bus import Bus, worker_id
 from triage.errors import MessageTooLarge, NotReady
 from triage.incidents import IncidentStage, title_of
 from triage.limits import VALUE_CHARS, bound_values, truncate, truncate_strings
@@ -88,10 +86,6 @@ class Investigator:
             evidence.duration_s
         )
         return evidence
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class InvestigationStage:

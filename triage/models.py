@@ -173,6 +173,9 @@ class IncidentState(BaseModel):
     resolved_at: datetime | None = None
     deliveries: list[DeliveryRef] = Field(default_factory=list)
     feedback: Feedback | None = Field(None, description="First verdict on the latest draft")
+    notify_claim: Claim | None = Field(
+        None, description="The notifier replica delivering this incident now, and until when"
+    )
     follow_up_episode: int = Field(0, description="Last episode a follow-up was scheduled for")
     follow_up_revision: int = Field(0, description="The revision that is that follow-up")
     last_cause: str = Field("", description="component|kind of the last delivered draft")

@@ -17,7 +17,7 @@ from tests.servers import NatsServer
 from tests.slackapi import SlackApi
 from triage.bus import Bus
 from triage.delivery import DeliveryStage, JsonlSink, Sink
-from triage.errors import PartialDelivery
+from triage.errors import NotReady, PartialDelivery
 from triage.metrics import Metrics
 from triage.models import DeliveryRequest, IncidentState
 from triage.routing import RouteDecision, Router, parse_routing
@@ -223,3 +223,37 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
         [parent] = slack_api.top_level("#cart-oncall")
         assert len(slack_api.replies(parent)) == 1
         assert len(slack_api.top_level("#cart-oncall")) == 1
+
+
+async def test_two_notifier_replicas_post_one_thread_and_the_second_waits_its_turn(
+    bus: Bus, slack_api: SlackApi, tmp_path: Path
+):
+    await stored(bus, incident())
+    async with aiohttp.ClientSession() as session:
+        one = stage(bus, [fresh_slack(slack_api, session)])
+        two = stage(bus, [fresh_slack(slack_api, session)])
+        outcomes = await asyncio.gather(
+            one.handle(draft()), two.handle(draft()), return_exceptions=True
+        )
+        waited = [o for o in outcomes if isinstance(o, NotReady)]
+        assert sorted(str(o) for o in outcomes if not isinstance(o, NotReady)) in (
+            ["delivered"],
+            ["delivered", "duplicate"],
+        )
+        # The one that waited comes back (the bus's delay) and finds the work done.
+        for _ in waited:
+            assert await two.handle(draft()) == "duplicate"
+        assert len(slack_api.top_level("#cart-oncall")) == 1
+        assert len(slack_api.top_level("#shop")) == 1
+        state = await state_of(bus)
+        assert state.notify_claim is None  # released once delivered
+
+        # A resolve racing on both replicas is posted once in the thread.
+        outcomes = await asyncio.gather(
+            one.handle(resolve()), two.handle(resolve()), return_exceptions=True
+        )
+        for o in outcomes:
+            if isinstance(o, NotReady):
+                assert await one.handle(resolve()) == "duplicate"
+        [parent] = slack_api.top_level("#cart-oncall")
+        assert len(slack_api.replies(parent)) == 1
