@@ -49,7 +49,7 @@ from triage.models import AlertNotification, DeliveryRequest, InvestigationReque
 from triage.redaction import Redactor
 from triage.routing import Router
 from triage.settings import Settings
-from triage.slack import SLACK_ERRORS, SlackSink, web_client
+from triage.slack import SLACK_ERRORS, SharedChannelPacer, SlackSink, web_client
 from triage.webhook_sink import WebhookSink
 
 log = structlog.get_logger(__name__)
@@ -270,6 +270,11 @@ def create_app(
             try:
                 await bus.connect()  # once connected (the CLI connects first), a no-op
                 await bus.declare()
+                if runtime.slack is not None:
+                    # Replicas share Slack's per-channel budget, not one each.
+                    runtime.slack.pacer = SharedChannelPacer(
+                        settings.slack.channel_interval_s, bus.reserve_slot
+                    )
                 if stages & {"worker", "notify"}:
                     runtime.broker = _broker(
                         runtime,

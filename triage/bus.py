@@ -4,8 +4,10 @@ with de-duplication ids; compare-and-set updates of incident state; dead letters
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -114,6 +116,7 @@ class Bus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
+        self._pacing: KeyValue | None = None
         self._closing = False
         self._last_error: BaseException | None = None
 
@@ -266,6 +269,51 @@ class Bus:
                     storage=StorageType.FILE,
                 )
             )
+
+        # Slack's per-channel budget, shared by every notifier replica.
+        try:
+            self._pacing = await js.key_value(self.pacing_bucket)
+        except nats.js.errors.BucketNotFoundError:
+            self._pacing = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=self.pacing_bucket,
+                    history=1,
+                    ttl=3600,
+                    replicas=self.settings.replicas,
+                    storage=StorageType.MEMORY,
+                )
+            )
+
+    @property
+    def pacing_bucket(self) -> str:
+        return f"{self.settings.kv_bucket}_pacing"
+
+    async def reserve_slot(self, key: str, interval_s: float) -> float:
+        """Reserves the next free slot for ``key`` (a channel) across every process sharing this
+        bus, one ``interval_s`` after the one before; returns the seconds to wait for it."""
+        if self._pacing is None:
+            raise BrokerUnavailable("pacing bucket not declared")
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        for _ in range(100):
+            now = time.time()
+            try:
+                entry = await self._pacing.get(name)
+                free, revision = float(entry.value or b"0"), entry.revision or 0
+            except nats.js.errors.KeyNotFoundError:
+                free, revision = 0.0, 0
+            start = max(now, free)
+            value = f"{start + interval_s:.6f}".encode()
+            try:
+                if revision == 0:
+                    await self._pacing.create(name, value)
+                else:
+                    await self._pacing.update(name, value, last=revision)
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
+                continue  # another replica took this slot: the next one
+            except TRANSIENT as exc:
+                raise BrokerUnavailable(f"pacing: {exc}") from exc
+            return start - now
+        raise BrokerUnavailable(f"pacing of {key}: too much contention")
 
     async def ready(self) -> bool:
         if not self.connected:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -110,6 +110,26 @@ class ChannelPacer:
                 yield
             finally:
                 self._next[channel] = time.monotonic() + self._interval
+
+
+class SharedChannelPacer(ChannelPacer):
+    """The per-channel budget shared by every notifier replica through the bus: each post takes
+    the next free slot of its channel, whichever process sends it."""
+
+    def __init__(self, interval: float, reserve: Callable[[str, float], Awaitable[float]]) -> None:
+        super().__init__(interval)
+        self._reserve = reserve
+
+    @contextlib.asynccontextmanager
+    async def slot(self, channel: str) -> AsyncIterator[None]:
+        if self._interval <= 0:
+            yield
+            return
+        async with self._locks[channel]:  # this process's own posts stay in order
+            wait = await self._reserve(channel, self._interval)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            yield
 
 
 def web_client(

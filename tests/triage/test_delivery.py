@@ -4,6 +4,7 @@ see it, across redeliveries, failures part way and sinks that fail on their own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.drafts import draft, incident, resolve
+from tests.drafts import draft, incident, resolve, route
 from tests.servers import NatsServer
 from tests.slackapi import SlackApi
 from triage.bus import Bus
@@ -22,7 +23,7 @@ from triage.metrics import Metrics
 from triage.models import DeliveryRequest, IncidentState
 from triage.routing import RouteDecision, Router, parse_routing
 from triage.settings import NatsSettings, SlackSettings
-from triage.slack import SlackRef, SlackSink, web_client
+from triage.slack import SharedChannelPacer, SlackRef, SlackSink, web_client
 
 pytestmark = pytest.mark.slow
 
@@ -257,3 +258,26 @@ async def test_two_notifier_replicas_post_one_thread_and_the_second_waits_its_tu
                 assert await one.handle(resolve()) == "duplicate"
         [parent] = slack_api.top_level("#cart-oncall")
         assert len(slack_api.replies(parent)) == 1
+
+
+async def test_replicas_share_each_channels_slack_budget(bus: Bus, slack_api: SlackApi):
+    interval = 0.3
+    settings = SlackSettings(base_url=slack_api.url, channel_interval_s=interval)
+    async with aiohttp.ClientSession() as session:
+        replicas = []
+        for _ in range(2):
+            sink = SlackSink(web_client(settings, slack_api.token, session), settings)
+            sink.pacer = SharedChannelPacer(interval, bus.reserve_slot)
+            replicas.append(sink)
+        await asyncio.gather(
+            *(
+                sink.send(draft(f"inc-{n}-{i}"), route("#busy"), None)
+                for n, sink in enumerate(replicas)
+                for i in range(3)
+            )
+        )
+    times = sorted(c.at for c in slack_api.calls_to("chat.postMessage"))
+    assert len(times) == 6
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # One budget for the channel, whichever replica posts: no two posts closer than it allows.
+    assert min(gaps) >= interval * 0.8, gaps
