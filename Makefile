@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect system-deps checkov litellm kubectl clean
+.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect bench-notify system-deps checkov litellm kubectl clean
 
 # Every venv first gets the pip pinned (with its hash) in tests/pip-requirements.txt: the
 # interpreter's bundled pip breaks hash-pinned installs once the registry moves on. Then each
@@ -84,6 +84,9 @@ bench-collect: $(STAMP)
 
 bench-llm: $(STAMP)
 	$(BIN)/python bench/llm.py
+
+bench-notify: $(STAMP)
+	$(BIN)/python bench/notify.py
 
 clean:
 	rm -rf $(VENV) .venv-checkov .venv-litellm .venv-kubectl .triage .pytest_cache .mypy_cache .ruff_cache

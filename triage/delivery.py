@@ -25,6 +25,9 @@ from triage.routing import RouteDecision, Router
 
 log = structlog.get_logger(__name__)
 
+# How often a replica looks whether another one has released the incident it waits for.
+CLAIM_POLL_S = 0.2
+
 
 class Sink(Protocol):
     name: str
@@ -57,6 +60,22 @@ def _attempt(state: IncidentState, request: DeliveryRequest, sink: str) -> Deliv
         ),
         None,
     )
+
+
+def _orphan(
+    state: IncidentState, request: DeliveryRequest, sink: str
+) -> tuple[DeliveryRequest, DeliveryRef] | None:
+    """The latest record at this sink when it is the unfinished attempt of an earlier request of
+    the same episode (its notifier died, or it failed, before recording what it posted): that
+    request, as it was, and its record."""
+    latest = next((d for d in reversed(state.deliveries) if d.sink == sink), None)
+    if latest is None or latest.complete or latest.episode != request.episode:
+        return None
+    rev = request.revision if request.kind == "draft" else request.episode
+    if (latest.kind, latest.revision) == (request.kind, rev):
+        return None  # this very request's attempt
+    earlier = request.model_copy(update={"kind": latest.kind, "revision": latest.revision})
+    return earlier, latest
 
 
 class ConsoleSink:
@@ -211,6 +230,14 @@ class DeliveryStage:
             return state
 
         await self._bus.mutate_incident(incident_id, take)
+        # The other replica is usually done in moments (a revision and the resolve of one
+        # incident often arrive together): wait for its release here, the message kept by the
+        # heartbeats, rather than be redelivered only when its whole lease has run out. A claim
+        # that outlasts this (a crashed holder) makes the message come back after its lease.
+        patience = utcnow() + lease / 3
+        while held and utcnow() < patience:
+            await asyncio.sleep(CLAIM_POLL_S)
+            await self._bus.mutate_incident(incident_id, take)
         if held:
             wait = (held[0] - utcnow()).total_seconds()
             raise NotReady("another notifier delivers this incident", delay_s=max(0.5, wait))
@@ -265,6 +292,15 @@ class DeliveryStage:
             thread = next((d.ref for d in reversed(state.deliveries) if d.sink == sink.name), None)
             if isinstance(sink, Recoverable):
                 attempt = _attempt(state, request, sink.name)
+                orphan = _orphan(state, request, sink.name) if attempt is None else None
+                if orphan is not None:
+                    # An earlier request may have posted and not recorded it (the first draft,
+                    # the thread's parent): found first, so this one goes into that thread.
+                    earlier, record = orphan
+                    found = await sink.recover(earlier, route, record.ref or None, record.at)
+                    if found is not None:
+                        await self._record(earlier, sink.name, route, found[0], complete=found[1])
+                        thread = found[0]
                 if attempt is None:
                     # The intent first: a crash after posting leaves a trace to look for.
                     await self._record(request, sink.name, route, thread or "", complete=False)
@@ -300,6 +336,7 @@ class DeliveryStage:
             ref=ref,
             at=utcnow(),
             complete=complete,
+            episode=request.episode,
         )
 
         def record(s: IncidentState | None) -> IncidentState | None:

@@ -138,6 +138,9 @@ class DeliveryRef(BaseModel):
     ref: str
     at: datetime
     complete: bool = Field(True, description="False: the sink failed part way; ref says how far")
+    episode: int | None = Field(
+        None, description="The request's episode (None: recorded before this was kept)"
+    )
 
 
 class Feedback(BaseModel):

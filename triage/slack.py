@@ -155,8 +155,12 @@ class SlackSink:
         self.client = client
         self._settings = settings
         self.pacer = ChannelPacer(settings.channel_interval_s)
-        # Channel name -> id as Slack answered, so both pace as one channel.
+        # Channel as routed -> its id as Slack answered (for finding a post again), and back.
+        # Every call to a channel is paced under the channel as routed: the one name for it
+        # that every replica knows before its first post there (pacing the first post by name
+        # and later calls by id would let two replicas fill one channel's slot under two keys).
         self._ids: dict[str, str] = {}
+        self._routed: dict[str, str] = {}
 
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
         ref = self._start(request, thread)
@@ -202,7 +206,7 @@ class SlackSink:
             # Posted by an earlier attempt whose record was all that got lost: refresh it.
             reply = parent is not None and parent.ts != done.ts
             blocks = kit.draft_blocks(request, route, mentions, reply=reply)
-            await self._update(done, text, blocks)
+            await self._update(done, text, blocks, channel)
             return
         blocks = kit.draft_blocks(request, route, mentions, reply=parent is not None)
         posted = await self._post(
@@ -213,7 +217,7 @@ class SlackSink:
             ref.parents[channel] = parent = posted
             ref.parent = ref.parent or kit.ParentInfo.of(request)
         if request.series is not None and self._settings.graphs:
-            await self._graph(request, parent)
+            await self._graph(request, parent, channel)
 
     async def _resolve(self, request: DeliveryRequest, channel: str, ref: SlackRef) -> None:
         parent = ref.parents.get(channel)
@@ -229,7 +233,7 @@ class SlackSink:
             )
         if parent is not None and ref.parent is not None:
             blocks = kit.resolved_parent_blocks(ref.parent, request.created_at)
-            await self._update(parent, text, blocks)
+            await self._update(parent, text, blocks, channel)
 
     async def _post(
         self,
@@ -239,7 +243,7 @@ class SlackSink:
         thread_ts: str | None,
         metadata: dict[str, Any],
     ) -> Posted:
-        async with self.pacer.slot(self._ids.get(channel, channel)):
+        async with self.pacer.slot(channel):
             resp = await self.client.chat_postMessage(
                 channel=channel,
                 text=text,
@@ -252,6 +256,7 @@ class SlackSink:
             )
         posted = Posted(channel_id=str(resp["channel"]), ts=str(resp["ts"]))
         self._ids[channel] = posted.channel_id
+        self._routed[posted.channel_id] = channel
         return posted
 
     async def recover(
@@ -323,8 +328,10 @@ class SlackSink:
             if not cursor:
                 return None
 
-    async def _update(self, at: Posted, text: str, blocks: list[kit.Block]) -> None:
-        async with self.pacer.slot(at.channel_id):
+    async def _update(
+        self, at: Posted, text: str, blocks: list[kit.Block], channel: str | None = None
+    ) -> None:
+        async with self.pacer.slot(channel or self._routed.get(at.channel_id, at.channel_id)):
             await self.client.chat_update(
                 channel=at.channel_id, ts=at.ts, text=text, blocks=blocks, link_names=False
             )
@@ -335,7 +342,7 @@ class SlackSink:
         """For the feedback handler: a message we posted, redrawn."""
         await self._update(Posted(channel_id=channel_id, ts=ts), text, blocks)
 
-    async def _graph(self, request: DeliveryRequest, parent: Posted) -> None:
+    async def _graph(self, request: DeliveryRequest, parent: Posted, channel: str) -> None:
         # A graph is an extra: failing to draw or upload it must not repeat the draft.
         if request.series is None:
             return
@@ -343,7 +350,7 @@ class SlackSink:
             from triage.graph import render_png  # matplotlib only where graphs are drawn
 
             png = await asyncio.to_thread(render_png, request.series)
-            async with self.pacer.slot(parent.channel_id):
+            async with self.pacer.slot(channel):
                 await self.client.files_upload_v2(
                     channel=parent.channel_id,
                     thread_ts=parent.ts,

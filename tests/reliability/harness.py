@@ -10,19 +10,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import nats
+import nats.js.errors
 
 from tests.conftest import TOKEN
 from tests.servers import _live, free_port
+from tests.slackapi import SlackApi
 from triage.dlq import DeadLetters
-from triage.models import incident_id_for
+from triage.models import IncidentState, incident_id_for
 from triage.settings import NatsSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +48,10 @@ FAST = {
     "TRIAGE_INVESTIGATION_COLLECTOR_DEADLINE_S": "3",
     "TRIAGE_DELIVERY_CONSOLE": "false",
 }
+
+
+T = TypeVar("T")
+A = TypeVar("A", bound=SlackApi)
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -281,6 +290,102 @@ class AlertmanagerLike:
                 raise AssertionError(f"webhook not taken within {self.deadline_s}s")
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
+
+
+async def _incident_states(nats_url: str, ids: list[str]) -> dict[str, IncidentState]:
+    nc = await nats.connect(nats_url)
+    try:
+        kv = await nc.jetstream().key_value(NatsSettings().kv_bucket)
+        found = {}
+        for incident_id in ids:
+            try:
+                entry = await kv.get(incident_id)
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            if entry.value:
+                found[incident_id] = IncidentState.model_validate_json(entry.value)
+        return found
+    finally:
+        await nc.close()
+
+
+def incident_states(nats_url: str, ids: list[str]) -> dict[str, IncidentState]:
+    """The stored state of these incidents (those that have one)."""
+    return asyncio.run(_incident_states(nats_url, ids))
+
+
+@dataclass(frozen=True)
+class SlackPost:
+    """A message triage posted, as the Slack server holds it, with its delivery metadata."""
+
+    channel: str  # channel id
+    ts: str
+    thread_ts: str | None
+    incident_id: str | None
+    kind: str | None
+    revision: int | None
+    edits: int
+
+
+class ThreadedSlack(Generic[A]):
+    """A local Slack server (tests/slackapi.py) in a thread with its own event loop: reachable
+    from stage subprocesses over HTTP while the test (or a benchmark) blocks."""
+
+    def __init__(self, api: A) -> None:
+        self.api = api
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ThreadedSlack[A]:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.api.start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.api.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def read(self, fn: Callable[[A], T]) -> T:
+        """``fn(api)`` run in the server's loop: a consistent view of what it holds (or a change
+        made between two requests, such as a fault to inject)."""
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn(self.api))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result(10)
+
+    def posts(self) -> list[SlackPost]:
+        """Every message triage posted, in posting order."""
+
+        def collect(api: A) -> list[SlackPost]:
+            found = []
+            for m in api.posted():
+                p = (m.metadata or {}).get("event_payload") or {}
+                found.append(
+                    SlackPost(
+                        m.channel,
+                        m.ts,
+                        m.thread_ts,
+                        p.get("incident_id"),
+                        p.get("kind"),
+                        p.get("revision"),
+                        m.edits,
+                    )
+                )
+            return found
+
+        return self.read(collect)
+
+    def drafts(self) -> list[tuple[str, str | None, str | None, str | None, int | None]]:
+        """(channel id, thread_ts, incident, kind, revision) of every message triage posted."""
+        return [(p.channel, p.thread_ts, p.incident_id, p.kind, p.revision) for p in self.posts()]
 
 
 def record(test: str, figures: dict[str, Any]) -> None:

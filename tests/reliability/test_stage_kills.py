@@ -11,22 +11,20 @@ restarts whatever died, as Kubernetes would.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import TOKEN
 from tests.payloads import alert, webhook
+from tests.reliability import harness
 from tests.reliability.harness import (
     WEBHOOK_PATH,
     AlertmanagerLike,
@@ -48,7 +46,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420
 INCIDENTS = 40
 CHANNELS = ("#incidents", "#sre-feed")  # every draft goes to both: a crash can split them
 NOTIFY_KILLS_AT_POST = (3, 30, 57)  # the notifier dies answering these chat.postMessage calls
-T = TypeVar("T")
 
 
 class KillingSlackApi(SlackApi):
@@ -77,51 +74,11 @@ class KillingSlackApi(SlackApi):
         return answer
 
 
-class ThreadedSlack:
-    """The Slack server in a thread with its own event loop, so that the test can block."""
+class ThreadedSlack(harness.ThreadedSlack[KillingSlackApi]):
+    """The killing Slack server in a thread with its own event loop, so that the test can block."""
 
     def __init__(self) -> None:
-        self.api = KillingSlackApi()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> ThreadedSlack:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.api.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.api.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-    def read(self, fn: Callable[[KillingSlackApi], T]) -> T:
-        """``fn(api)`` run in the server's loop: a consistent view of what it holds."""
-        done: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                done.set_result(fn(self.api))
-            except BaseException as exc:
-                done.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return done.result(10)
-
-    def drafts(self) -> list[tuple[str, str | None, str, str, int]]:
-        """(channel id, thread_ts, incident, kind, revision) of every message triage posted."""
-
-        def collect(api: KillingSlackApi) -> list[tuple[str, str | None, str, str, int]]:
-            found = []
-            for m in api.posted():
-                p = (m.metadata or {}).get("event_payload") or {}
-                found.append(
-                    (m.channel, m.thread_ts, p.get("incident_id"), p.get("kind"), p.get("revision"))
-                )
-            return found
-
-        return self.read(collect)
+        super().__init__(KillingSlackApi())
 
 
 def supervise(

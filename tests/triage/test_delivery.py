@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +22,7 @@ from triage.bus import Bus
 from triage.delivery import DeliveryStage, JsonlSink, Sink
 from triage.errors import NotReady, PartialDelivery
 from triage.metrics import Metrics
-from triage.models import DeliveryRequest, IncidentState
+from triage.models import Claim, DeliveryRequest, IncidentState, utcnow
 from triage.routing import RouteDecision, Router, parse_routing
 from triage.settings import NatsSettings, SlackSettings
 from triage.slack import SharedChannelPacer, SlackRef, SlackSink, web_client
@@ -226,6 +228,30 @@ async def test_a_crash_between_posting_and_recording_posts_nothing_twice(
         assert len(slack_api.top_level("#cart-oncall")) == 1
 
 
+async def test_a_later_revision_finds_the_thread_an_interrupted_first_draft_opened(
+    bus: Bus, slack_api: SlackApi
+):
+    # Found by tests/reliability/test_notify_replicas.py: the notifier posting the first draft
+    # dies before recording it, and revision 2 reaches the other replica before the first
+    # draft's redelivery does. Revision 2 opened a second thread (the record it continued from
+    # named no thread), and the first draft, superseded, was never recovered.
+    await stored(bus, incident())
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(Crash):
+            await crashing(bus, [fresh_slack(slack_api, session)]).handle(draft())
+        other = stage(bus, [fresh_slack(slack_api, session)])
+        assert await other.handle(draft(revision=2)) == "delivered"
+        assert await other.handle(draft()) == "duplicate"  # the first draft's redelivery
+        assert await other.handle(resolve()) == "delivered"
+    for channel in ("#cart-oncall", "#shop"):
+        [parent] = slack_api.top_level(channel)
+        assert parent.metadata is not None
+        assert parent.metadata["event_payload"]["revision"] == 1
+        replies = [(m.metadata or {}).get("event_payload", {}) for m in slack_api.replies(parent)]
+        assert [(r["kind"], r["revision"]) for r in replies] == [("draft", 2), ("resolve", 1)]
+    assert all(d.episode == 1 for d in (await state_of(bus)).deliveries)
+
+
 async def test_two_notifier_replicas_post_one_thread_and_the_second_waits_its_turn(
     bus: Bus, slack_api: SlackApi, tmp_path: Path
 ):
@@ -260,6 +286,58 @@ async def test_two_notifier_replicas_post_one_thread_and_the_second_waits_its_tu
         assert len(slack_api.replies(parent)) == 1
 
 
+def held_by(worker: str, seconds: float) -> Callable[[IncidentState | None], IncidentState | None]:
+    def hold(state: IncidentState | None) -> IncidentState | None:
+        assert state is not None
+        until = utcnow() + timedelta(seconds=seconds)
+        state.notify_claim = Claim(worker=worker, revision=0, lease_until=until)
+        return state
+
+    return hold
+
+
+def released(state: IncidentState | None) -> IncidentState | None:
+    assert state is not None
+    state.notify_claim = None
+    return state
+
+
+async def test_a_replica_waits_briefly_for_anothers_claim_then_leaves_it_to_the_bus(
+    nats_server: NatsServer, slack_api: SlackApi
+):
+    # Found by bench/notify.py: with two replicas, a revision and the resolve of one incident
+    # on different replicas made the second wait a whole lease (ack_wait, 30 s by default)
+    # although the first was done within a second.
+    b = Bus(NatsSettings(ack_wait_s=3), nats_server.url, Metrics())
+    await b.connect()
+    await b.declare()
+    try:
+        await stored(b, incident())
+        async with aiohttp.ClientSession() as session:
+            s = stage(b, [fresh_slack(slack_api, session)])
+            # Another replica holds the incident and is done in a moment: this one delivers.
+            await b.mutate_incident("inc-cart", held_by("notify-other", 3))
+
+            async def release_soon() -> None:
+                await asyncio.sleep(0.3)
+                await b.mutate_incident("inc-cart", released)
+
+            releasing = asyncio.create_task(release_soon())
+            assert await s.handle(draft()) == "delivered"
+            await releasing
+            # A holder that died: after a third of the lease the bus brings the message back
+            # once the claim has run out.
+            await b.mutate_incident("inc-cart", held_by("notify-dead", 3))
+            started = time.monotonic()
+            with pytest.raises(NotReady) as waited:
+                await s.handle(draft(revision=2))
+            assert 0.9 <= time.monotonic() - started < 2.5
+            assert 1.0 <= waited.value.delay_s <= 2.5
+        assert len(slack_api.top_level("#cart-oncall")) == 1
+    finally:
+        await b.close()
+
+
 async def test_replicas_share_each_channels_slack_budget(bus: Bus, slack_api: SlackApi):
     interval = 0.3
     settings = SlackSettings(base_url=slack_api.url, channel_interval_s=interval)
@@ -280,4 +358,32 @@ async def test_replicas_share_each_channels_slack_budget(bus: Bus, slack_api: Sl
     assert len(times) == 6
     gaps = [b - a for a, b in itertools.pairwise(times)]
     # One budget for the channel, whichever replica posts: no two posts closer than it allows.
+    assert min(gaps) >= interval * 0.8, gaps
+
+
+async def test_a_replicas_first_post_shares_the_slots_of_replicas_that_know_the_channel_id(
+    bus: Bus, slack_api: SlackApi
+):
+    # Found by tests/reliability/test_notify_replicas.py: a replica paced its first post to a
+    # channel under the name, and later calls under the id Slack answered, while a fresh replica
+    # still used the name: two keys, two budgets for one channel.
+    interval = 0.3
+    settings = SlackSettings(base_url=slack_api.url, channel_interval_s=interval)
+    async with aiohttp.ClientSession() as session:
+        replicas = []
+        for _ in range(2):
+            sink = SlackSink(web_client(settings, slack_api.token, session), settings)
+            sink.pacer = SharedChannelPacer(interval, bus.reserve_slot)
+            replicas.append(sink)
+        await replicas[0].send(draft("inc-known"), route("#busy"), None)  # learns the id
+        await asyncio.gather(
+            *(
+                sink.send(draft(f"inc-{n}-{i}"), route("#busy"), None)
+                for n, sink in enumerate(replicas)
+                for i in range(2)
+            )
+        )
+    times = sorted(c.at for c in slack_api.calls_to("chat.postMessage"))
+    assert len(times) == 5
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= interval * 0.8, gaps
