@@ -22,6 +22,7 @@ from nats.js.api import (
     ConsumerConfig,
     DiscardPolicy,
     KeyValueConfig,
+    PubAck,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -315,6 +316,18 @@ class Bus:
             return start - now
         raise BrokerUnavailable(f"pacing of {key}: too much contention")
 
+    async def _send(self, subject: str, data: bytes, headers: dict[str, str], what: str) -> PubAck:
+        """One JetStream publish, size-checked first; the broker's refusals mapped."""
+        self.check_size(subject, data, headers)
+        try:
+            return await self.js.publish(subject, data, headers=headers)
+        except nats.errors.MaxPayloadError as exc:
+            raise self._too_large(subject, data, headers) from exc
+        except TRANSIENT as exc:
+            raise BrokerUnavailable(
+                f"{what} failed: {type(exc).__name__}", subject=subject
+            ) from exc
+
     async def ready(self) -> bool:
         if not self.connected:
             return False
@@ -333,15 +346,7 @@ class Bus:
             # Buffering while disconnected could land the message after we said 503.
             raise BrokerUnavailable("not connected to NATS", subject=subject)
         headers = {"Nats-Msg-Id": msg_id}
-        self.check_size(subject, payload, headers)
-        try:
-            ack = await self.js.publish(subject, payload, headers=headers)
-        except nats.errors.MaxPayloadError as exc:
-            raise self._too_large(subject, payload, headers) from exc
-        except TRANSIENT as exc:
-            raise BrokerUnavailable(
-                f"publish failed: {type(exc).__name__}", subject=subject
-            ) from exc
+        ack = await self._send(subject, payload, headers, "publish")
         return not ack.duplicate
 
     def _too_large(
@@ -402,15 +407,7 @@ class Bus:
             if len(data) > room:
                 letter.payload = ""
                 data = letter.model_dump_json().encode()
-        self.check_size(target, data, headers)
-        try:
-            await self.js.publish(target, data, headers=headers)
-        except nats.errors.MaxPayloadError as exc:
-            raise self._too_large(target, data, headers) from exc
-        except TRANSIENT as exc:
-            raise BrokerUnavailable(
-                f"dead letter failed: {type(exc).__name__}", subject=target
-            ) from exc
+        await self._send(target, data, headers, "dead letter")
         self._metrics.dead_letters.labels(stage).inc()
         log.warning("dead_letter", stage=stage, reason=reason, deliveries=deliveries)
 

@@ -243,18 +243,13 @@ class DeliveryStage:
             raise NotReady("another notifier delivers this incident", delay_s=max(0.5, wait))
 
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(lease.total_seconds() / 3)
-                try:
-                    await self._bus.mutate_incident(incident_id, take)
-                except Exception:  # a missed renewal risks a wait elsewhere, not a duplicate
-                    log.warning("notify_claim_renew_failed")
+            await self._bus.mutate_incident(incident_id, take)
 
-        renewing = asyncio.create_task(renew())
+        # Renewed like a heartbeat: a missed renewal risks a wait elsewhere, not a duplicate.
         try:
-            yield
+            async with _beating(renew, lease.total_seconds() / 3):
+                yield
         finally:
-            renewing.cancel()
 
             def release(state: IncidentState | None) -> IncidentState | None:
                 if state is None or state.notify_claim is None:
