@@ -12,10 +12,10 @@ STAMP := $(VENV)/.installed
 # month gets the set that passed today.
 PIN_PIP = pip install -q --require-hashes -r tests/pip-requirements.txt
 
-$(STAMP): pyproject.toml constraints.txt tests/pip-requirements.txt
+$(STAMP): pyproject.toml lab/pyproject.toml constraints.txt tests/pip-requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/$(PIN_PIP)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' -e ./lab
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -36,7 +36,7 @@ $(CHECKOV_STAMP): tests/checkov-constraints.txt tests/pip-requirements.txt
 	.venv-checkov/bin/pip install -q -c tests/checkov-constraints.txt checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
 
-# A real LiteLLM proxy for tests/triage/test_llm_litellm.py: its own venv, every package pinned
+# A real LiteLLM proxy for tests/triage/analyse/test_llm_litellm.py: its own venv, every package pinned
 # with its hash (tests/litellm-requirements.txt); rebuilt only when that file changes.
 LITELLM_STAMP := .venv-litellm/.installed
 litellm: $(LITELLM_STAMP)
@@ -64,11 +64,11 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check triage collectors tests bench
-	$(BIN)/ruff format --check triage collectors tests bench
+	$(BIN)/ruff check triage collectors lab tests bench
+	$(BIN)/ruff format --check triage collectors lab tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy triage collectors
+	$(BIN)/mypy triage collectors lab/triage_lab
 
 test: $(STAMP) system-deps checkov litellm kubectl lint typecheck
 	$(BIN)/pytest -q

@@ -20,13 +20,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from triage_lab.evaluation import incident_of, investigated_at
+from triage_lab.scenarios import find_scenarios, load_scenario
+
 from collectors.sources import FileKubeSource, FileMetricSource
 from collectors.standard import standard_collectors
-from triage.evaluation import incident_of, investigated_at
-from triage.investigation import Investigator
-from triage.metrics import Metrics
-from triage.scenarios import find_scenarios, load_scenario
+from triage.investigate.investigation import Investigator
 from triage.settings import InvestigationSettings
+from triage.telemetry import Metrics
 
 
 class Delayed:

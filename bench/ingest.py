@@ -57,12 +57,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.payloads import many_alerts, webhook  # noqa: E402
-from tests.servers import NatsServer, free_port  # noqa: E402
-from triage.bus import Bus  # noqa: E402
-from triage.ingest import WEBHOOK_PATH  # noqa: E402
-from triage.metrics import Metrics  # noqa: E402
+from triage_lab.fakes.servers import NatsServer, free_port  # noqa: E402
+
+from tests.support.payloads import many_alerts, webhook  # noqa: E402
+from triage.bus.jetstream import Bus  # noqa: E402
+from triage.ingest.receiver import WEBHOOK_PATH  # noqa: E402
 from triage.settings import NatsSettings  # noqa: E402
+from triage.telemetry import Metrics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 TOKEN = "bench-" + secrets.token_hex(16)

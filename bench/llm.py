@@ -1,7 +1,7 @@
 """LLM analysis benchmark: `make bench-llm` (= `.venv/bin/python bench/llm.py`).
 
 1. Throughput against a gateway of fixed capacity: the scripted OpenAI-compatible server
-   (tests/llmserver.py, in a process of its own) holds at most C requests at once, each for L seconds, and answers 429
+   (lab/triage_lab/fakes/gateway.py, in a process of its own) holds at most C requests at once, each for L seconds, and answers 429
    (Retry-After 1 s) beyond that: a GPU backend behind LiteLLM with max_parallel_requests. A pool
    of investigation workers (2·C, more than the gateway holds) runs the real LLMAnalyzer, whose
    adaptive limit starts above C (max_concurrency 2·C) and has to find C. Measured in a window
@@ -37,13 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.llmserver import ScriptedLLM  # noqa: E402
-from tests.servers import free_port  # noqa: E402
-from triage.backpressure import AdaptiveLimiter, Slot  # noqa: E402
-from triage.gateway import gateway_client  # noqa: E402
-from triage.llm import LLMAnalyzer, llm_analyzer  # noqa: E402
-from triage.metrics import Metrics  # noqa: E402
+from triage_lab.fakes.gateway import ScriptedLLM  # noqa: E402
+from triage_lab.fakes.servers import free_port  # noqa: E402
+
+from triage.analyse.backpressure import AdaptiveLimiter, Slot  # noqa: E402
+from triage.analyse.gateway import gateway_client  # noqa: E402
+from triage.analyse.llm import LLMAnalyzer, llm_analyzer  # noqa: E402
 from triage.settings import Settings  # noqa: E402
+from triage.telemetry import Metrics  # noqa: E402
 
 CORPUS = ROOT / "scenarios" / "k8s-faults"
 RESULTS = ROOT / "bench" / "results" / "llm.json"
@@ -120,7 +121,7 @@ async def throughput(
     """Workers run RCAs back to back for warmup + duration; the rate is what completed inside
     the window after the warmup (steady state: the limiter has found the capacity, and the
     drain of the last calls is not counted)."""
-    from tests.triage.test_llm import evidence, incident
+    from tests.triage.analyse.test_llm import evidence, incident
 
     workers = 2 * capacity
     with gateway_process(capacity, latency) as url:
@@ -186,9 +187,10 @@ async def throughput(
 
 
 async def corpus_tokens(limit: int | None) -> dict[str, Any]:
+    from triage_lab.evaluation import investigate, sources
+    from triage_lab.scenarios import find_scenarios, load_scenario
+
     from collectors.standard import standard_collectors
-    from triage.evaluation import investigate, sources
-    from triage.scenarios import find_scenarios, load_scenario
 
     if not CORPUS.exists():
         return {"corpus": str(CORPUS.relative_to(ROOT)), "present": False}

@@ -1,7 +1,7 @@
 """Notifier replicas benchmark: `make bench-notify` (= `.venv/bin/python bench/notify.py`).
 
 For 1, 2 and 4 `triage notify` replicas (real subprocesses, configured by environment as
-deployed, each run on a fresh nats-server and a fresh local Slack server: tests/slackapi.py in
+deployed, each run on a fresh nats-server and a fresh local Slack server: lab/triage_lab/fakes/slack.py in
 a thread of this process): --incidents incidents spread over --channels channels by their team
 label, each with three delivery requests published straight onto the bus (the incident state
 written first, as the worker would have): its first draft; once that is in Slack, revision 2
@@ -42,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.drafts import draft, incident, resolve  # noqa: E402
+from triage_lab.fakes.servers import NatsServer  # noqa: E402
+from triage_lab.fakes.slack import SlackApi, channel_id  # noqa: E402
+
 from tests.reliability.harness import (  # noqa: E402
     SlackPost,
     StageProcess,
@@ -51,12 +53,11 @@ from tests.reliability.harness import (  # noqa: E402
     start_all,
     stop_all,
 )
-from tests.servers import NatsServer  # noqa: E402
-from tests.slackapi import SlackApi, channel_id  # noqa: E402
-from triage.bus import Bus  # noqa: E402
-from triage.metrics import Metrics  # noqa: E402
+from tests.support.drafts import draft, incident, resolve  # noqa: E402
+from triage.bus.jetstream import Bus  # noqa: E402
 from triage.models import DeliveryRequest  # noqa: E402
 from triage.settings import NatsSettings  # noqa: E402
+from triage.telemetry import Metrics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "notify.json"
 PACED = ("chat.postMessage", "chat.update")
@@ -311,7 +312,7 @@ def main() -> None:
             "paced_calls_per_incident": CALLS_PER_INCIDENT,
             "notify": "`triage notify` subprocesses, TRIAGE_NATS_MAX_WORKERS/FETCH_BATCH "
             "defaults, ack_wait 30 s, Slack sink only (graphs off)",
-            "slack": "tests/slackapi.py in a thread of the benchmark process",
+            "slack": "lab/triage_lab/fakes/slack.py in a thread of the benchmark process",
         },
         "targets": {
             "no_duplicates_lost_or_split": all(

@@ -1,5 +1,5 @@
 """Evidence sources. Each one implements :class:`collectors.base.Collector`."""
 
-from collectors.base import Collector, Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import Collector, Evidence, EvidenceItem, TimeWindow
 
 __all__ = ["Collector", "Evidence", "EvidenceItem", "TimeWindow"]

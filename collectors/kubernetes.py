@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.base import Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import Evidence, EvidenceItem, TimeWindow
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
 from triage.models import IncidentState

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import httpx
 
-from collectors.base import Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import Evidence, EvidenceItem, TimeWindow
 from collectors.kubernetes import scope_namespaces
-from collectors.logs import LogsCollector
+from collectors.pod_logs import LogsCollector
 from triage.models import IncidentState
 
 # Labels Promtail / Grafana Agent / Alloy put on Kubernetes streams that name the service.

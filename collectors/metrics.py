@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from collectors.base import Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import Evidence, EvidenceItem, TimeWindow
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import MetricSource, Series
 from triage.errors import CollectorError

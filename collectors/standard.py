@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collectors.base import Collector
+from collectors.contracts import Collector
 from collectors.kubernetes import KubernetesCollector
-from collectors.logs import LogsCollector
 from collectors.metrics import MetricsCollector
+from collectors.pod_logs import LogsCollector
 from collectors.sources import KubeSource, MetricSource
 
 

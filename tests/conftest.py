@@ -13,8 +13,8 @@ import httpx
 import nats
 import pytest
 import uvicorn
+from triage_lab.fakes.servers import NatsServer, free_port
 
-from tests.servers import NatsServer, free_port
 from triage.app import ALL_STAGES, Stage, create_app
 from triage.settings import Settings
 

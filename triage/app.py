@@ -25,32 +25,32 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collectors.base import Collector
 from collectors.cache import CachedKubeSource, CachedMetricSource, TTLCache
+from collectors.contracts import Collector
 from collectors.loki import LokiCollector
-from collectors.ownership import KubernetesOwnership, api_client
-from collectors.scenario import ScenarioCollector, load_scenarios
+from collectors.recorded import ScenarioCollector, load_scenarios
 from collectors.sources import ApiKubeSource, PrometheusSource
 from collectors.standard import standard_collectors
-from triage.analysis import Analyzer, HeuristicAnalyzer
-from triage.bus import Bus
-from triage.consumers import settle
-from triage.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
-from triage.embedded import EmbeddedNats
+from triage.analyse.gateway import gateway_client
+from triage.analyse.heuristic import Analyzer, HeuristicAnalyzer
+from triage.analyse.llm import llm_analyzer
+from triage.analyse.redaction import Redactor
+from triage.bus.consumers import settle
+from triage.bus.embedded import EmbeddedNats
+from triage.bus.jetstream import Bus
+from triage.deliver.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
+from triage.deliver.feedback import SlackInteractions
+from triage.deliver.ownership import KubernetesOwnership, api_client
+from triage.deliver.routing import Router
+from triage.deliver.slack import SLACK_ERRORS, SharedChannelPacer, SlackSink, web_client
+from triage.deliver.webhook_sink import WebhookSink
 from triage.errors import BrokerLost, ConfigError
-from triage.feedback import SlackInteractions
-from triage.gateway import gateway_client
-from triage.incidents import IncidentStage
-from triage.ingest import Auth, WebhookReceiver
-from triage.investigation import InvestigationStage, Investigator
-from triage.llm import llm_analyzer
-from triage.metrics import Metrics
+from triage.incidents.grouping import IncidentStage
+from triage.ingest.receiver import Auth, WebhookReceiver
+from triage.investigate.investigation import InvestigationStage, Investigator
 from triage.models import AlertNotification, DeliveryRequest, InvestigationRequest
-from triage.redaction import Redactor
-from triage.routing import Router
 from triage.settings import Settings
-from triage.slack import SLACK_ERRORS, SharedChannelPacer, SlackSink, web_client
-from triage.webhook_sink import WebhookSink
+from triage.telemetry import Metrics
 
 log = structlog.get_logger(__name__)
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import kubernetes.client
 import pytest
 import uvicorn
+from triage_lab.fakes.kube_api import kube_api_app
+from triage_lab.fakes.servers import free_port
+from triage_lab.scenarios import KubeObjects
 
 from collectors.cache import CachedKubeSource, CachedMetricSource, TTLCache
 from collectors.sources import ApiKubeSource, FileMetricSource
-from tests.servers import free_port
 from triage.errors import CollectorError
-from triage.kubefixture import kube_api_app
-from triage.scenarios import KubeObjects
 
 
 @pytest.fixture

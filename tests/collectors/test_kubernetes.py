@@ -10,14 +10,14 @@ from typing import Any
 
 import kubernetes.client
 import pytest
+from triage_lab.fakes.kube_api import kube_api_app
+from triage_lab.fakes.servers import serve_asgi
+from triage_lab.scenarios import KubeObjects
 
-from collectors.base import EvidenceItem, TimeWindow
+from collectors.contracts import EvidenceItem, TimeWindow
 from collectors.kubernetes import KubernetesCollector
 from collectors.sources import ApiKubeSource
-from tests.servers import serve_asgi
-from triage.kubefixture import kube_api_app
 from triage.models import AlertSnapshot, IncidentState
-from triage.scenarios import KubeObjects
 
 NS = "shop"
 ONSET = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)

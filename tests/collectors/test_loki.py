@@ -15,10 +15,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from triage_lab.fakes.servers import free_port
 
-from collectors.base import TimeWindow
+from collectors.contracts import TimeWindow
 from collectors.loki import LokiCollector
-from tests.servers import free_port
 from triage.models import AlertSnapshot, IncidentState
 
 ONSET = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from triage_lab.fakes.servers import Prometheus
 
-from collectors.base import TimeWindow
+from collectors.contracts import TimeWindow
 from collectors.metrics import MetricsCollector
 from collectors.sources import FileMetricSource, PrometheusSource
-from tests.servers import Prometheus
 from triage.models import AlertSnapshot, IncidentState
 from triage.settings import Settings
 

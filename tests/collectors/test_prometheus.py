@@ -10,12 +10,12 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from triage_lab.fakes.servers import Prometheus, free_port
 
-from collectors.base import Evidence, TimeWindow
+from collectors.contracts import Evidence, TimeWindow
 from collectors.metrics import MetricsCollector
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import PrometheusSource
-from tests.servers import Prometheus, free_port
 from triage.models import AlertSnapshot, IncidentState
 
 # Two hours of 1-minute samples ending a day ago; the incident starts half way through.

@@ -23,7 +23,7 @@ from tests.deploy.manifests import (
     settings_env,
 )
 from tests.deploy.manifests import render as render_overlay
-from triage.routing import parse_routing
+from triage.deliver.routing import parse_routing
 from triage.settings import Settings, settings_reference
 
 # Renders the overlays with kubectl (and runs other tools) in subprocesses.

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+from triage_lab.fakes.servers import ALERTMANAGER_BIN, PROMTOOL_BIN, require_binary
 
 from tests.deploy.manifests import DEPLOY, ROOT, find, render
-from tests.servers import ALERTMANAGER_BIN, PROMTOOL_BIN, require_binary
-from triage.metrics import Metrics
+from triage.telemetry import Metrics
 
 # Renders the overlays with kubectl (and runs other tools) in subprocesses.
 pytestmark = pytest.mark.slow

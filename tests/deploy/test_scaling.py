@@ -19,7 +19,7 @@ from tests.deploy.manifests import (
     render,
     settings_env,
 )
-from triage.bus import CONSUMERS
+from triage.bus.jetstream import CONSUMERS
 from triage.settings import InvestigationSettings, NatsSettings
 
 # Renders the overlays with kubectl (and runs other tools) in subprocesses.

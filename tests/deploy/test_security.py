@@ -10,9 +10,13 @@ from typing import Any
 
 import kubernetes.client
 import pytest
+from triage_lab.evaluation import incident_of, investigated_at
+from triage_lab.fakes.kube_api import kube_api_app
+from triage_lab.fakes.servers import serve_asgi
+from triage_lab.scenarios import load_scenario
 
 from collectors.kubernetes import KubernetesCollector
-from collectors.logs import LogsCollector
+from collectors.pod_logs import LogsCollector
 from collectors.sources import ApiKubeSource
 from tests.deploy.manifests import (
     DEPLOY,
@@ -24,13 +28,9 @@ from tests.deploy.manifests import (
     pod_templates,
     render,
 )
-from tests.servers import serve_asgi
-from triage.evaluation import incident_of, investigated_at
-from triage.investigation import Investigator
-from triage.kubefixture import kube_api_app
-from triage.metrics import Metrics
-from triage.scenarios import load_scenario
+from triage.investigate.investigation import Investigator
 from triage.settings import InvestigationSettings
+from triage.telemetry import Metrics
 
 CORPUS = Path(__file__).parents[2] / "scenarios" / "k8s-faults"
 

@@ -22,11 +22,11 @@ from typing import Any, Generic, TypeVar
 import httpx
 import nats
 import nats.js.errors
+from triage_lab.fakes.servers import _live, free_port
+from triage_lab.fakes.slack import SlackApi
 
 from tests.conftest import TOKEN
-from tests.servers import _live, free_port
-from tests.slackapi import SlackApi
-from triage.dlq import DeadLetters
+from triage.cli.dlq import DeadLetters
 from triage.models import IncidentState, incident_id_for
 from triage.settings import NatsSettings
 
@@ -328,7 +328,7 @@ class SlackPost:
 
 
 class ThreadedSlack(Generic[A]):
-    """A local Slack server (tests/slackapi.py) in a thread with its own event loop: reachable
+    """A local Slack server (lab/triage_lab/fakes/slack.py) in a thread with its own event loop: reachable
     from stage subprocesses over HTTP while the test (or a benchmark) blocks."""
 
     def __init__(self, api: A) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from triage_lab.fakes.servers import NatsServer
 
 from tests.conftest import TOKEN
-from tests.payloads import alert, webhook
 from tests.reliability.harness import (
     WEBHOOK_PATH,
     AlertmanagerLike,
@@ -36,7 +36,7 @@ from tests.reliability.harness import (
     subject_count,
     wait_until,
 )
-from tests.servers import NatsServer
+from tests.support.payloads import alert, webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420)]
 

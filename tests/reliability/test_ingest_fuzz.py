@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from triage_lab.fakes.servers import NatsServer
 
 from tests.conftest import TOKEN
 from tests.reliability.harness import (
@@ -44,7 +45,6 @@ from tests.reliability.harness import (
     subject_count,
     wait_until,
 )
-from tests.servers import NatsServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420)]
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
+from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.slack import SlackApi, channel_id
 
 from tests.conftest import TOKEN
-from tests.payloads import alert, webhook
 from tests.reliability import harness
 from tests.reliability.harness import (
     WEBHOOK_PATH,
@@ -38,8 +39,7 @@ from tests.reliability.harness import (
     stop_all,
     wait_until,
 )
-from tests.servers import NatsServer
-from tests.slackapi import SlackApi, channel_id
+from tests.support.payloads import alert, webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420)]
 

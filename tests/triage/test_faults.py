@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from triage_lab.fakes.servers import Alertmanager, NatsServer, free_port
 
 from tests.conftest import TOKEN, make_settings, serve, wait_for
-from tests.payloads import alert, webhook
-from tests.servers import Alertmanager, NatsServer, free_port
+from tests.support.payloads import alert, webhook
 from tests.triage.test_pipeline import am_alert, scenario_dir
-from triage.delivery import JsonlSink
+from triage.deliver.delivery import JsonlSink
+from triage.deliver.routing import RouteDecision
 from triage.models import DeadLetter, DeliveryRequest
-from triage.routing import RouteDecision
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from triage_lab.fakes.servers import NatsServer
 
-from collectors.base import Evidence
+from collectors.contracts import Evidence
 from tests.conftest import RunningApp, make_settings, serve, wait_for
-from tests.payloads import alert, webhook
-from tests.servers import NatsServer
-from triage.analysis import HeuristicAnalyzer
+from tests.support.payloads import alert, webhook
+from triage.analyse.heuristic import HeuristicAnalyzer
 from triage.models import RCA, IncidentState, incident_id_for
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from triage_lab.fakes.gateway import ScriptedLLM, slow
+from triage_lab.fakes.servers import NatsServer, free_port
 
 from tests.conftest import TOKEN, make_settings, serve, wait_for
-from tests.llmserver import ScriptedLLM, slow
-from tests.payloads import alert, webhook
-from tests.servers import NatsServer, free_port
-from triage.llm import UNAVAILABLE_LABEL
+from tests.support.payloads import alert, webhook
+from triage.analyse.llm import UNAVAILABLE_LABEL
 from triage.models import utcnow
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from triage_lab.fakes.servers import Alertmanager, NatsServer
 
 from tests.conftest import TOKEN, make_settings, serve, wait_for
-from tests.servers import Alertmanager, NatsServer
 from triage.models import incident_id_for
 
 pytestmark = pytest.mark.slow

@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from triage_lab.fakes.kube_objects import KubeApi, deployment, path_of
+from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.slack import SlackApi, all_text
 
 from tests.conftest import make_settings, serve, wait_for
-from tests.k8sapi import KubeApi, deployment, path_of
-from tests.payloads import alert, webhook
-from tests.servers import NatsServer
-from tests.slackapi import SlackApi, all_text
-from triage.graph import PNG_MAGIC
+from tests.support.payloads import alert, webhook
+from triage.deliver.graph import PNG_MAGIC
+from triage.deliver.slack import SlackRef
 from triage.models import incident_id_for
 from triage.settings import Settings
-from triage.slack import SlackRef
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,1 @@
+"""Importers: public datasets turned into scenarios."""

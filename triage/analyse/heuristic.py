@@ -1,0 +1,169 @@
+"""Analysis: evidence in, structured RCA out. The heuristic analyzer needs nothing but the
+evidence; it is the default and the fallback when no LLM gateway answers."""
+
+from __future__ import annotations
+
+from typing import Protocol, cast, get_args
+
+from collectors.contracts import Evidence, EvidenceItem
+from triage.investigate.ranking import rank
+from triage.models import RCA, FaultKind, IncidentState, RootCause, utcnow
+
+HEURISTIC_LABEL = "Deterministic draft (heuristic analyzer), for review"
+KINDS: tuple[str, ...] = get_args(FaultKind)
+
+# Evidence kinds that name a fault kind on their own when no hint is given.
+_KIND_BY_EVIDENCE: dict[str, str] = {
+    "rollout": "bad_rollout",
+    "config_change": "config_change",
+    "oom_killed": "resource_exhaustion",
+    "crash_loop": "crash_loop",
+    "node_condition": "node_failure",
+}
+
+_NEXT_STEPS = {
+    "bad_rollout": [
+        "Compare the blamed revision with the previous one: kubectl rollout history deploy/{c}",
+        "Check whether the new pods fail where the old ones do not (logs, error rate by version)",
+    ],
+    "config_change": [
+        "Diff the ConfigMap/Secret versions referenced before and after the change",
+        "Check the pods' logs for configuration errors since the change",
+    ],
+    "resource_exhaustion": [
+        "Inspect memory/CPU usage against limits: kubectl top pods -l app={c}",
+        "Look for OOMKilled in the pods' last state: kubectl describe pods -l app={c}",
+    ],
+    "crash_loop": [
+        "Read the previous container's logs: kubectl logs --previous deploy/{c}",
+        "Check recent events: kubectl get events --field-selector involvedObject.name={c}",
+    ],
+}
+_DEFAULT_STEPS = [
+    "Open the alert's graph around the onset and compare with the baseline",
+    "Check recent changes to {c} and its dependencies (rollouts, config, scaling)",
+]
+
+
+class Analyzer(Protocol):
+    name: str
+
+    async def analyze(self, incident: IncidentState, evidence: list[Evidence]) -> RCA: ...
+
+
+def ranked_items(evidence: list[Evidence]) -> list[EvidenceItem]:
+    """Most suspicious first; ties broken by id so the same evidence gives the same draft."""
+    items = [i for e in evidence for i in e.items]
+    return sorted(items, key=lambda i: (-i.score, i.id))
+
+
+def alert_component(incident: IncidentState) -> str:
+    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
+        for key in ("service", "deployment", "statefulset", "daemonset", "job", "pod"):
+            if labels.get(key):
+                return labels[key]
+    return "unknown"
+
+
+class HeuristicAnalyzer:
+    name = "heuristic"
+
+    def __init__(self, call_graph: list[tuple[str, str]] | None = None) -> None:
+        self._call_graph = call_graph
+
+    async def analyze(self, incident: IncidentState, evidence: list[Evidence]) -> RCA:
+        items = ranked_items(evidence)
+        usable = [e for e in evidence if e.status == "ok"]
+        coverage = len(usable) / len(evidence) if evidence else 0.0
+        impact = _impact(incident)
+        if not items:
+            return self._insufficient(incident, evidence, impact)
+        suspects = rank(incident, evidence, self._call_graph)
+        by_id = {i.id: i for i in items}
+        if suspects:
+            lead = suspects[0]
+            component = lead.component
+            cited = [by_id[i] for i in lead.evidence_ids if i in by_id]
+            top = cited[0] if cited else items[0]
+            kind = lead.kind if lead.kind != "unknown" else _fault_kind(top)
+            change = lead.change
+            score = lead.score
+        else:
+            top = items[0]
+            component = top.subject or alert_component(incident)
+            kind = _fault_kind(top)
+            change = top.change
+            cited = [top]
+            score = top.score
+        confidence = round(min(0.9, score) * (0.5 + 0.5 * coverage), 2)
+        return RCA(
+            incident_id=incident.incident_id,
+            revision=incident.requested_revision,
+            summary=top.summary,
+            root_cause=RootCause(
+                component=component,
+                kind=kind,
+                change=change,
+                description=top.detail or top.summary,
+            ),
+            confidence=confidence,
+            impact=impact,
+            evidence_ids=[i.id for i in cited],
+            next_steps=[s.format(c=component) for s in _NEXT_STEPS.get(kind, _DEFAULT_STEPS)],
+            open_questions=[
+                f"Collector {e.collector} failed: {e.error}"
+                for e in sorted(evidence, key=lambda e: e.collector)
+                if e.status == "error"
+            ],
+            analyzer=self.name,
+            label=HEURISTIC_LABEL,
+            created_at=utcnow(),
+            suspects=suspects,
+        )
+
+    def _insufficient(self, incident: IncidentState, evidence: list[Evidence], impact: str) -> RCA:
+        """Nothing to go on: say so, and why, rather than blame the alerting service."""
+        where = alert_component(incident)
+        reasons = collector_reasons(evidence)
+        return RCA(
+            incident_id=incident.incident_id,
+            revision=incident.requested_revision,
+            summary=f"{INSUFFICIENT}: no collector found anything about {where}"
+            if evidence
+            else f"{INSUFFICIENT}: no evidence source is configured",
+            root_cause=RootCause(
+                component="unknown",
+                kind="unknown",
+                description="; ".join(reasons) or "no collectors configured",
+            ),
+            confidence=0.0,
+            impact=impact,
+            evidence_ids=[],
+            next_steps=[s.format(c=where) for s in _DEFAULT_STEPS],
+            open_questions=[f"Collector {r}" for r in reasons if ": ok" not in r],
+            analyzer=self.name,
+            label=HEURISTIC_LABEL,
+            created_at=utcnow(),
+        )
+
+
+INSUFFICIENT = "Insufficient evidence"
+
+
+def collector_reasons(evidence: list[Evidence]) -> list[str]:
+    """``name: status (reason)`` per collector, for a draft that must say why it knows little."""
+    return [
+        f"{e.collector}: {e.status}" + (f" ({e.error})" if e.error else "")
+        for e in sorted(evidence, key=lambda e: e.collector)
+    ]
+
+
+def _fault_kind(item: EvidenceItem) -> FaultKind:
+    hint = item.fault_hint if item.fault_hint in KINDS else _KIND_BY_EVIDENCE.get(item.kind)
+    return cast(FaultKind, hint or "unknown")
+
+
+def _impact(incident: IncidentState) -> str:
+    firing = incident.firing()
+    names = sorted({a.labels.get("alertname", "?") for a in firing.values()})
+    return f"{len(firing)} firing alert(s): {', '.join(names) or 'none'}"

@@ -1,0 +1,1 @@
+"""Incidents: alert groups turned into incidents and their state in the KV bucket."""

@@ -1,0 +1,1 @@
+"""Ingest: Alertmanager webhooks received, bounded, validated and put on the bus."""

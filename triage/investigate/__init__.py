@@ -1,0 +1,1 @@
+"""Investigate: collectors run under deadlines, evidence ranked into suspects."""
