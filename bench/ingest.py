@@ -57,7 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from triage_lab.fakes.servers import NatsServer, free_port  # noqa: E402
+from triage_lab.fakes.nats import NatsServer  # noqa: E402
+from triage_lab.fakes.process import free_port  # noqa: E402
 
 from tests.support.payloads import many_alerts, webhook  # noqa: E402
 from triage.bus.jetstream import Bus  # noqa: E402

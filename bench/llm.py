@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from triage_lab.fakes.gateway import ScriptedLLM  # noqa: E402
-from triage_lab.fakes.servers import free_port  # noqa: E402
+from triage_lab.fakes.process import free_port  # noqa: E402
 
 from triage.analyse.backpressure import AdaptiveLimiter, Slot  # noqa: E402
 from triage.analyse.gateway import gateway_client  # noqa: E402
@@ -121,7 +121,7 @@ async def throughput(
     """Workers run RCAs back to back for warmup + duration; the rate is what completed inside
     the window after the warmup (steady state: the limiter has found the capacity, and the
     drain of the last calls is not counted)."""
-    from tests.triage.analyse.test_llm import evidence, incident
+    from tests.support.llm_case import evidence, incident
 
     workers = 2 * capacity
     with gateway_process(capacity, latency) as url:

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from triage_lab.fakes.servers import NatsServer  # noqa: E402
+from triage_lab.fakes.nats import NatsServer  # noqa: E402
 from triage_lab.fakes.slack import SlackApi, channel_id  # noqa: E402
 
 from tests.reliability.harness import (  # noqa: E402

@@ -1,5 +1,12 @@
-"""Evidence sources. Each one implements :class:`collectors.base.Collector`."""
+"""Evidence sources. Each one implements :class:`collectors.contracts.Collector`."""
 
-from collectors.contracts import Collector, Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import (
+    AlertView,
+    Collector,
+    Evidence,
+    EvidenceItem,
+    IncidentView,
+    TimeWindow,
+)
 
-__all__ = ["Collector", "Evidence", "EvidenceItem", "TimeWindow"]
+__all__ = ["AlertView", "Collector", "Evidence", "EvidenceItem", "IncidentView", "TimeWindow"]

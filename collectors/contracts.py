@@ -1,13 +1,51 @@
-"""The contract every evidence source honours: never raise, say ok / error / no_data."""
+"""The contract every evidence source honours: never raise, say ok / error / no_data.
+
+Collectors see an incident only through ``IncidentView``, which triage's ``IncidentState``
+satisfies structurally: collectors depend on this module, never on the incident model.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from triage.models import IncidentState
+# Alert labels that name the workload an alert is about, as Prometheus rules and
+# kube-state-metrics spell them, with the Kubernetes kind of the object each names. `service` is a
+# guess at a Deployment of that name; `job` is also Prometheus' scrape job and `app` free-form,
+# so neither names an object one can read for certain.
+WORKLOAD_LABEL_KINDS: Mapping[str, str | None] = {
+    "service": "deployment",
+    "deployment": "deployment",
+    "statefulset": "statefulset",
+    "daemonset": "daemonset",
+    "job": None,
+    "app": None,
+}
+WORKLOAD_LABELS = tuple(WORKLOAD_LABEL_KINDS)
+
+
+class AlertView(Protocol):
+    """What a collector reads of one alert."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def generator_url(self) -> str: ...
+
+
+class IncidentView(Protocol):
+    """What a collector reads of an incident: its alerts (by fingerprint) and shared labels."""
+
+    @property
+    def alerts(self) -> Mapping[str, AlertView]: ...
+
+    @property
+    def common_labels(self) -> Mapping[str, str]: ...
+
 
 EvidenceStatus = Literal["ok", "error", "no_data"]
 
@@ -52,6 +90,6 @@ class Evidence(BaseModel):
 class Collector(Protocol):
     name: str
 
-    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+    async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         """Gather evidence; failures are reported in the result, never raised."""
         ...

@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 
 import httpx
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
-from collectors.kubernetes import scope_namespaces
+from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
+from collectors.kubernetes.common import scope_namespaces
 from collectors.pod_logs import LogsCollector
-from triage.models import IncidentState
 
 # Labels Promtail / Grafana Agent / Alloy put on Kubernetes streams that name the service.
 _SERVICE_LABELS = ("service_name", "app", "app_kubernetes_io_name", "service", "container")
@@ -41,7 +40,7 @@ class LokiCollector:
         self._limit = limit
         self._selector = selector
 
-    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+    async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
         namespaces = scope_namespaces(incident)
         if not namespaces:

@@ -13,11 +13,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import (
+    WORKLOAD_LABELS,
+    Evidence,
+    EvidenceItem,
+    IncidentView,
+    TimeWindow,
+)
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import MetricSource, Series
 from triage.errors import CollectorError
-from triage.models import WORKLOAD_LABELS, IncidentState
 
 DEFAULT_SELECTORS = ('{namespace="$namespace"}',)
 MAX_SERIES = 5000
@@ -74,7 +79,7 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
 _TARGET_LABELS = (*WORKLOAD_LABELS, "container")
 
 
-def expand(template: str, incident: IncidentState) -> list[tuple[str, str]]:
+def expand(template: str, incident: IncidentView) -> list[tuple[str, str]]:
     """A golden-signal template, once per alert namespace (``$namespace``) or, when it names
     ``$workload``, once per workload the alerts name, with its namespace."""
     targets: set[tuple[str, str]] = set()
@@ -131,7 +136,7 @@ class MetricsCollector:
         self._lead = lead_s
         self._selectors = selectors
 
-    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+    async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
         # (query, the workload it was asked about, if any)
         queries = [(q, wl) for template in self._selectors for q, wl in expand(template, incident)]

@@ -14,11 +14,10 @@ from typing import Any
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
-from collectors.kubernetes import meta, scope_namespaces, service_of, ts
+from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
+from collectors.kubernetes.common import meta, scope_namespaces, service_of, ts
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
-from triage.models import IncidentState
 
 _ERRORISH = re.compile(
     r"\b(error|err|exception|panic|fatal|fail(ed|ure)?|refused|timeout|timed out|denied|"
@@ -84,7 +83,7 @@ class LogsCollector:
         self._max_pods = max_pods_per_service
         self._tail = tail_lines
 
-    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+    async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
         namespaces = scope_namespaces(incident)
         if not namespaces:

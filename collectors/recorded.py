@@ -9,9 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
 from triage.errors import ConfigError
-from triage.models import IncidentState
 
 
 class ScenarioFile(BaseModel):
@@ -42,7 +41,7 @@ class ScenarioCollector:
     def __init__(self, scenarios: list[ScenarioFile]) -> None:
         self._scenarios = scenarios
 
-    async def collect(self, incident: IncidentState, window: TimeWindow) -> Evidence:
+    async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
         labels = [incident.common_labels] + [a.labels for a in incident.alerts.values()]
         chosen = [

@@ -205,10 +205,6 @@ class IncidentState(BaseModel):
         return max(found, key=lambda s: _SEVERITY.get(s.lower(), 2)).lower()
 
 
-# Alert labels that name the workload an alert is about, as Prometheus rules and
-# kube-state-metrics spell them.
-WORKLOAD_LABELS = ("service", "deployment", "statefulset", "daemonset", "job", "app")
-
 _SEVERITY = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "info": 1, "none": 0}
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import kubernetes.client
 import pytest
 import uvicorn
-from triage_lab.fakes.kube_api import kube_api_app
-from triage_lab.fakes.servers import free_port
+from triage_lab.fakes.kubernetes import kube_api_app
+from triage_lab.fakes.process import free_port
 from triage_lab.scenarios import KubeObjects
 
 from collectors.cache import CachedKubeSource, CachedMetricSource, TTLCache

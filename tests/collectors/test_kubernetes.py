@@ -10,8 +10,8 @@ from typing import Any
 
 import kubernetes.client
 import pytest
-from triage_lab.fakes.kube_api import kube_api_app
-from triage_lab.fakes.servers import serve_asgi
+from triage_lab.fakes.asgi import serve_asgi
+from triage_lab.fakes.kubernetes import kube_api_app
 from triage_lab.scenarios import KubeObjects
 
 from collectors.contracts import EvidenceItem, TimeWindow

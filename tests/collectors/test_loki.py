@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from triage_lab.fakes.servers import free_port
+from triage_lab.fakes.process import free_port
 
 from collectors.contracts import TimeWindow
 from collectors.loki import LokiCollector

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from triage_lab.fakes.servers import Prometheus
+from triage_lab.fakes.prometheus import Prometheus
 
 from collectors.contracts import TimeWindow
 from collectors.metrics import MetricsCollector

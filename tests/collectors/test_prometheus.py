@@ -10,7 +10,8 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
-from triage_lab.fakes.servers import Prometheus, free_port
+from triage_lab.fakes.process import free_port
+from triage_lab.fakes.prometheus import Prometheus
 
 from collectors.contracts import Evidence, TimeWindow
 from collectors.metrics import MetricsCollector

@@ -112,3 +112,19 @@ def arg_value(container: Obj, flag: str) -> str:
         if m:
             return m.group(1)
     raise AssertionError(f"{container['name']} has no {flag}")
+
+
+def peers(rules: list[Obj]) -> list[tuple[str, str, int]]:
+    """(namespace, pod name or ipBlock, port) for every peer x port of ingress/egress rules."""
+    out = []
+    for rule in rules:
+        for peer in rule.get("from", rule.get("to", [])):
+            ns = peer.get("namespaceSelector", {}).get("matchLabels", {})
+            pods = peer.get("podSelector", {})
+            name = pods.get("matchLabels", {}).get("app.kubernetes.io/name")
+            if name is None and pods.get("matchExpressions"):
+                name = "|".join(pods["matchExpressions"][0]["values"])
+            label = peer["ipBlock"]["cidr"] if "ipBlock" in peer else (name or "*")
+            for port in rule["ports"]:
+                out.append((ns.get("kubernetes.io/metadata.name", "triage"), label, port["port"]))
+    return out

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from triage_lab.fakes.servers import ALERTMANAGER_BIN, PROMTOOL_BIN, require_binary
+from triage_lab.fakes.alertmanager import ALERTMANAGER_BIN
+from triage_lab.fakes.process import require_binary
+from triage_lab.fakes.prometheus import PROMTOOL_BIN
 
 from tests.deploy.manifests import DEPLOY, ROOT, find, render
 from triage.telemetry import Metrics

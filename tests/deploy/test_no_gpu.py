@@ -18,12 +18,12 @@ from tests.deploy.manifests import (
     gateway_config,
     kustomize,
     one,
+    peers,
     pod_templates,
     render,
     rendered_text,
     settings_env,
 )
-from tests.deploy.test_security import peers
 from triage.settings import LLMSettings
 
 # Renders the overlays with kubectl (and runs other tools) in subprocesses.

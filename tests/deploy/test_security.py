@@ -11,8 +11,8 @@ from typing import Any
 import kubernetes.client
 import pytest
 from triage_lab.evaluation import incident_of, investigated_at
-from triage_lab.fakes.kube_api import kube_api_app
-from triage_lab.fakes.servers import serve_asgi
+from triage_lab.fakes.asgi import serve_asgi
+from triage_lab.fakes.kubernetes import kube_api_app
 from triage_lab.scenarios import load_scenario
 
 from collectors.kubernetes import KubernetesCollector
@@ -25,6 +25,7 @@ from tests.deploy.manifests import (
     containers,
     find,
     one,
+    peers,
     pod_templates,
     render,
 )
@@ -151,22 +152,6 @@ def test_only_processes_that_call_the_api_server_get_a_token(overlay: str):
 def policy(objs: list[Obj], name: str) -> Obj:
     spec: Obj = one(objs, "NetworkPolicy", name)["spec"]
     return spec
-
-
-def peers(rules: list[Obj]) -> list[tuple[str, str, int]]:
-    """(namespace, pod name or ipBlock, port) for every peer x port of ingress/egress rules."""
-    out = []
-    for rule in rules:
-        for peer in rule.get("from", rule.get("to", [])):
-            ns = peer.get("namespaceSelector", {}).get("matchLabels", {})
-            pods = peer.get("podSelector", {})
-            name = pods.get("matchLabels", {}).get("app.kubernetes.io/name")
-            if name is None and pods.get("matchExpressions"):
-                name = "|".join(pods["matchExpressions"][0]["values"])
-            label = peer["ipBlock"]["cidr"] if "ipBlock" in peer else (name or "*")
-            for port in rule["ports"]:
-                out.append((ns.get("kubernetes.io/metadata.name", "triage"), label, port["port"]))
-    return out
 
 
 def test_network_policies_open_only_what_each_component_needs():

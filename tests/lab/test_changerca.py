@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-from triage_lab.fakes.servers import Prometheus
+from triage_lab.fakes.prometheus import Prometheus
 from triage_lab.importers.changerca import import_changerca
 from triage_lab.scenarios import ScenarioError, load_scenario, load_truth
 

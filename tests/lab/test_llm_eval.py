@@ -62,7 +62,7 @@ def test_eval_with_the_llm_analyzer_and_no_gateway_says_what_to_set(cases: Path,
 def test_eval_with_an_unreachable_gateway_marks_every_case_instead_of_scoring_the_fallback(
     cases: Path, tmp_path: Path
 ):
-    from triage_lab.fakes.servers import free_port
+    from triage_lab.fakes.process import free_port
 
     nobody = f"http://127.0.0.1:{free_port()}/v1"
     done = run_eval(cases, tmp_path, TRIAGE_LLM_BASE_URL=nobody, TRIAGE_LLM_MAX_RETRIES="0")

@@ -22,10 +22,11 @@ from typing import Any, Generic, TypeVar
 import httpx
 import nats
 import nats.js.errors
-from triage_lab.fakes.servers import _live, free_port
+from triage_lab.fakes.process import free_port
+from triage_lab.fakes.process import live as _live
 from triage_lab.fakes.slack import SlackApi
 
-from tests.conftest import TOKEN
+from tests.support.app import TOKEN
 from triage.cli.dlq import DeadLetters
 from triage.models import IncidentState, incident_id_for
 from triage.settings import NatsSettings

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 
-from tests.conftest import TOKEN
 from tests.reliability.harness import (
     WEBHOOK_PATH,
     AlertmanagerLike,
@@ -36,6 +35,7 @@ from tests.reliability.harness import (
     subject_count,
     wait_until,
 )
+from tests.support.app import TOKEN
 from tests.support.payloads import alert, webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420)]

@@ -29,9 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 
-from tests.conftest import TOKEN
 from tests.reliability.harness import (
     WEBHOOK_PATH,
     StageProcess,
@@ -45,6 +44,7 @@ from tests.reliability.harness import (
     subject_count,
     wait_until,
 )
+from tests.support.app import TOKEN
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420)]
 

@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import SlackApi, channel_id
 
-from tests.conftest import TOKEN
 from tests.reliability import harness
 from tests.reliability.harness import (
     WEBHOOK_PATH,
@@ -39,6 +38,7 @@ from tests.reliability.harness import (
     stop_all,
     wait_until,
 )
+from tests.support.app import TOKEN
 from tests.support.payloads import alert, webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(420)]

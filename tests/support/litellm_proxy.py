@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from triage_lab.fakes.servers import _http_status, _ServerProcess, require_binary
+from triage_lab.fakes.process import ServerProcess as _ServerProcess
+from triage_lab.fakes.process import http_status as _http_status
+from triage_lab.fakes.process import require_binary
 
 LITELLM_BIN = Path(__file__).resolve().parents[2] / ".venv-litellm" / "bin" / "litellm"
 MASTER_KEY = "sk-triage-test-master-key"

@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from triage_lab.fakes.servers import Alertmanager, NatsServer, free_port
+from triage_lab.fakes.alertmanager import Alertmanager
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
 
-from tests.conftest import TOKEN, make_settings, serve, wait_for
+from tests.support.app import TOKEN, make_settings, serve, wait_for
 from tests.support.payloads import alert, webhook
-from tests.triage.test_pipeline import am_alert, scenario_dir
+from tests.support.pipeline import am_alert, scenario_dir
 from triage.deliver.delivery import JsonlSink
 from triage.deliver.routing import RouteDecision
 from triage.models import DeadLetter, DeliveryRequest

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 
 from collectors.contracts import Evidence
-from tests.conftest import RunningApp, make_settings, serve, wait_for
+from tests.support.app import RunningApp, make_settings, serve, wait_for
 from tests.support.payloads import alert, webhook
 from triage.analyse.heuristic import HeuristicAnalyzer
 from triage.models import RCA, IncidentState, incident_id_for

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from triage_lab.fakes.gateway import ScriptedLLM, slow
-from triage_lab.fakes.servers import NatsServer, free_port
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
 
-from tests.conftest import TOKEN, make_settings, serve, wait_for
+from tests.support.app import TOKEN, make_settings, serve, wait_for
 from tests.support.payloads import alert, webhook
 from triage.analyse.llm import UNAVAILABLE_LABEL
 from triage.models import utcnow

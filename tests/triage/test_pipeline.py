@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from triage_lab.fakes.servers import Alertmanager, NatsServer
+from triage_lab.fakes.alertmanager import Alertmanager
+from triage_lab.fakes.nats import NatsServer
 
-from tests.conftest import TOKEN, make_settings, serve, wait_for
+from tests.support.app import TOKEN, make_settings, serve, wait_for
+from tests.support.pipeline import am_alert, scenario_dir
 from triage.models import incident_id_for
 
 pytestmark = pytest.mark.slow
-
-
-def scenario_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "scenarios"
-    directory.mkdir()
-    (directory / "rollout.json").write_text(
-        json.dumps(
-            {
-                "name": "bad-rollout",
-                "match": {"service": "cartservice"},
-                "evidence": [
-                    {
-                        "id": "rollout-cart-7",
-                        "kind": "rollout",
-                        "summary": "cartservice revision 7 rolled out 3 minutes before the onset",
-                        "subject": "cartservice",
-                        "score": 0.9,
-                        "change": "deployment/cartservice revision 7",
-                    }
-                ],
-            }
-        )
-    )
-    return directory
-
-
-def am_alert(service: str, *, ends: datetime | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "labels": {
-            "alertname": "HighErrorRate",
-            "namespace": "shop",
-            "service": service,
-            "severity": "critical",
-            "team": "cart",
-        },
-        "annotations": {"summary": f"{service} is failing"},
-        "startsAt": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-        "generatorURL": "http://prometheus:9090/graph?g0.expr=up&g0.tab=1",
-    }
-    if ends is not None:
-        body["endsAt"] = ends.isoformat()
-    return body
 
 
 async def test_alert_to_routed_draft_then_growth_then_resolve(

@@ -4,103 +4,30 @@ one thread with a graph, the parent updated on resolve, the delivery recorded on
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from triage_lab.fakes.kube_objects import KubeApi, deployment, path_of
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.kubernetes import KubeApi, path_of
+from triage_lab.fakes.kubernetes_objects import deployment
+from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import SlackApi, all_text
 
-from tests.conftest import make_settings, serve, wait_for
+from tests.support.app import serve, wait_for
 from tests.support.payloads import alert, webhook
+from tests.support.slack_case import GROUP_KEY, slack_settings
 from triage.deliver.graph import PNG_MAGIC
 from triage.deliver.slack import SlackRef
 from triage.models import incident_id_for
-from triage.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-ROUTING = """\
-default:
-  team: sre
-  channels: ["#incidents"]
-routes:
-  - name: cart
-    matchers: ['namespace="shop"', 'service=~"cart.*"']
-    team: cart
-    channels: ["#cart-oncall"]
-    mention: S0CART001
-  - name: payments
-    matchers: [team=payments]
-    team: payments
-    channels: ["#payments"]
-    mention: S0PAY0001
-"""
-GROUP_KEY = '{}:{alertname="HighErrorRate", namespace="shop"}'
 
 
 @pytest.fixture
 async def slack_api() -> AsyncIterator[SlackApi]:
     async with SlackApi() as api:
         yield api
-
-
-def scenarios(tmp_path: Path) -> Path:
-    onset = datetime.now(UTC) - timedelta(minutes=5)
-    start = onset.timestamp() - 1800
-    points = [[start + 60 * i, 0.01 if i < 30 else 0.3] for i in range(40)]
-    directory = tmp_path / "scenarios"
-    directory.mkdir()
-    (directory / "cart.json").write_text(
-        json.dumps(
-            {
-                "name": "cart-rollout",
-                "match": {"service": "cartservice"},
-                "evidence": [
-                    {
-                        "id": "rollout-cart-7",
-                        "kind": "rollout",
-                        "summary": "cartservice revision 7 rolled out 3 minutes before the onset",
-                        "subject": "cartservice",
-                        "score": 0.9,
-                        "change": "deployment/cartservice revision 7",
-                        "timestamp": (onset - timedelta(minutes=3)).isoformat(),
-                    },
-                    {
-                        "id": "prom-cart-errors",
-                        "kind": "metric_shift",
-                        "summary": "cart error ratio moved from 0.01 to 0.3 after the onset",
-                        "detail": "query: rate(cart_errors_total[5m])",
-                        "subject": "cartservice",
-                        "score": 0.6,
-                        "points": points,
-                    },
-                ],
-            }
-        )
-    )
-    return directory
-
-
-def slack_settings(tmp_path: Path, slack_api: SlackApi, **overrides: Any) -> Settings:
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING)
-    return make_settings(
-        tmp_path,
-        investigation={"scenario_dir": str(scenarios(tmp_path))},
-        routing={"file": str(routing)},
-        slack={
-            "bot_token": slack_api.token,
-            "signing_secret": "test-signing-secret",
-            "base_url": slack_api.url,
-            "channel_interval_s": 0.2,
-        },
-        **overrides,
-    )
 
 
 def cart_alert(status: str = "firing") -> dict[str, Any]:

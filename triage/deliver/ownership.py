@@ -18,6 +18,7 @@ import urllib3.exceptions
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from collectors.contracts import WORKLOAD_LABEL_KINDS
 from triage.deliver.routing import CHANNEL, Ownership
 from triage.errors import CollectorError, ConfigError
 
@@ -25,12 +26,17 @@ log = structlog.get_logger(__name__)
 
 OWNER_KEYS = ("triage.io/owner", "team")
 CHANNEL_KEY = "triage.io/slack-channel"
-# Alert labels naming the workload, and how to read it; `service` is a guess at a Deployment.
-WORKLOAD_LABELS = (
-    ("deployment", "deployment", "read_namespaced_deployment"),
-    ("statefulset", "statefulset", "read_namespaced_stateful_set"),
-    ("daemonset", "daemonset", "read_namespaced_daemon_set"),
-    ("service", "deployment", "read_namespaced_deployment"),
+_READ = {
+    "deployment": "read_namespaced_deployment",
+    "statefulset": "read_namespaced_stateful_set",
+    "daemonset": "read_namespaced_daemon_set",
+}
+# Alert labels naming a workload this can read: (label, kind, client method). Labels that name
+# their own kind come first, ahead of guesses such as `service` (a Deployment of that name).
+WORKLOAD_LABELS = tuple(
+    (label, kind, _READ[kind])
+    for label, kind in sorted(WORKLOAD_LABEL_KINDS.items(), key=lambda lk: lk[0] != lk[1])
+    if kind is not None
 )
 
 

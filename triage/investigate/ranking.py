@@ -9,8 +9,8 @@ import re
 from collections import defaultdict
 from typing import cast, get_args
 
-from collectors.contracts import Evidence, EvidenceItem
-from triage.models import WORKLOAD_LABELS, FaultKind, IncidentState, Suspect
+from collectors.contracts import WORKLOAD_LABELS, Evidence, EvidenceItem
+from triage.models import FaultKind, IncidentState, Suspect
 
 # A component whose errors blame another that changed or failed is likely downstream damage.
 POINTS_ELSEWHERE = 0.8

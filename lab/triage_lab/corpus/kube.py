@@ -9,13 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from triage_lab.corpus.model import ConfigObj, Hpa, NodeInfo, Pod, PolicyObj, Revision, Workload
+from triage_lab.fakes import kubernetes_objects as api
+from triage_lab.fakes.kubernetes_objects import Obj, ts
 
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes uses for generated names
-Obj = dict[str, Any]
-
-
-def ts(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def uid(*key: str) -> str:
@@ -28,38 +25,23 @@ def safe_hash(text: str, n: int = 10) -> str:
     return "".join(SAFE[b % len(SAFE)] for b in digest[:n])
 
 
+def _identity(kind: str, name: str, ns: str | None, created: datetime, seed: str) -> Obj:
+    """uid, creation time and resourceVersion, derived from the seed: the same corpus each run."""
+    the_uid = uid(seed, kind, ns or "", name)
+    version = str(int(hashlib.sha256(the_uid.encode()).hexdigest()[:7], 16))
+    return {"uid": the_uid, "created": created, "resource_version": version}
+
+
 def _meta(kind: str, name: str, ns: str | None, created: datetime, seed: str, **more: Any) -> Obj:
-    meta: Obj = {"name": name, "uid": uid(seed, kind, ns or "", name)}
-    if ns is not None:
-        meta["namespace"] = ns
-    meta["creationTimestamp"] = ts(created)
-    meta["resourceVersion"] = str(int(hashlib.sha256(meta["uid"].encode()).hexdigest()[:7], 16))
-    meta.update({k: v for k, v in more.items() if v})
-    return meta
+    return api.metadata(name, namespace=ns, **_identity(kind, name, ns, created, seed), **more)
 
 
-def _owner(kind: str, name: str, ns: str, seed: str, api: str = "apps/v1") -> list[Obj]:
-    return [
-        {
-            "apiVersion": api,
-            "kind": kind,
-            "name": name,
-            "uid": uid(seed, kind, ns, name),
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+def _owner(kind: str, name: str, ns: str, seed: str) -> list[Obj]:
+    return [api.owner_reference(kind, name, uid(seed, kind, ns, name))]
 
 
 def namespace(name: str, created: datetime, seed: str) -> Obj:
-    labels = {"kubernetes.io/metadata.name": name}
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": _meta("Namespace", name, None, created, seed, labels=labels),
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"},
-    }
+    return api.namespace(name, **_identity("Namespace", name, None, created, seed))
 
 
 def _cond(kind: str, status: str, reason: str, message: str, since: datetime, now: datetime) -> Obj:
@@ -229,7 +211,6 @@ def pod_template(w: Workload, rev: Revision) -> Obj:
     if mounts:
         c["volumeMounts"] = mounts
     spec: Obj = {
-        "containers": [c],
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": 30,
         "dnsPolicy": "ClusterFirst",
@@ -243,10 +224,7 @@ def pod_template(w: Workload, rev: Revision) -> Obj:
         spec["nodeSelector"] = rev.node_selector
     annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(w.port)}
     annotations.update(rev.annotations)
-    return {
-        "metadata": {"labels": labels(w, rev), "annotations": annotations},
-        "spec": spec,
-    }
+    return api.pod_template(labels(w, rev), [c], annotations=annotations, **spec)
 
 
 def labels(w: Workload, rev: Revision | None = None) -> dict[str, str]:
@@ -321,32 +299,23 @@ def deployment(w: Workload, now: datetime, seed: str) -> Obj:
             "lastTransitionTime": ts(prog_since),
         },
     ]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(
-            "Deployment",
-            w.name,
-            w.namespace,
-            w.created,
-            seed,
-            generation=rev.number + 1,
-            labels=labels(w) | ({"team": w.team} if w.team else {}),
-            annotations={"deployment.kubernetes.io/revision": str(rev.number)},
-        ),
-        "spec": {
-            "replicas": w.replicas,
-            "selector": {"matchLabels": {"app": w.name}},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": w.max_surge, "maxUnavailable": w.max_unavailable},
-            },
-            "revisionHistoryLimit": 10,
-            "progressDeadlineSeconds": 600,
-            "template": pod_template(w, rev),
+    return api.deployment(
+        w.namespace,
+        w.name,
+        labels=w.extra_labels | ({"team": w.team} if w.team else {}),
+        revision=rev.number,
+        replicas=w.replicas,
+        template=pod_template(w, rev),
+        strategy={
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": w.max_surge, "maxUnavailable": w.max_unavailable},
         },
-        "status": status,
-    }
+        status=status,
+        generation=rev.number + 1,
+        revisionHistoryLimit=10,
+        progressDeadlineSeconds=600,
+        **_identity("Deployment", w.name, w.namespace, w.created, seed),
+    )
 
 
 def replicas_of(spec: str, replicas: int, *, up: bool) -> int:
@@ -364,39 +333,26 @@ def replicaset(w: Workload, rev: Revision, seed: str) -> Obj:
     lbl = labels(w, rev) | {"pod-template-hash": rev.hash}
     tmpl = pod_template(w, rev)
     tmpl["metadata"]["labels"] = lbl
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": _meta(
-            "ReplicaSet",
-            name,
-            w.namespace,
-            rev.created,
-            seed,
-            generation=1 if alive else 2,
-            labels=lbl,
-            annotations={
-                "deployment.kubernetes.io/desired-replicas": str(w.replicas),
-                "deployment.kubernetes.io/max-replicas": str(
-                    w.replicas + replicas_of(w.max_surge, w.replicas, up=True)
-                ),
-                "deployment.kubernetes.io/revision": str(rev.number),
-            },
-            ownerReferences=_owner("Deployment", w.name, w.namespace, seed),
-        ),
-        "spec": {
-            "replicas": rev.desired if rev.desired is not None else len(alive),
-            "selector": {"matchLabels": {"app": w.name, "pod-template-hash": rev.hash}},
-            "template": tmpl,
+    return api.replicaset(
+        w.namespace,
+        name,
+        owner=_owner("Deployment", w.name, w.namespace, seed)[0],
+        revision=rev.number,
+        labels=lbl,
+        selector={"app": w.name, "pod-template-hash": rev.hash},
+        template=tmpl,
+        replicas=len(alive),
+        ready=len(ready),
+        desired=rev.desired,
+        generation=1 if alive else 2,
+        annotations={
+            "deployment.kubernetes.io/desired-replicas": str(w.replicas),
+            "deployment.kubernetes.io/max-replicas": str(
+                w.replicas + replicas_of(w.max_surge, w.replicas, up=True)
+            ),
         },
-        "status": {
-            "replicas": len(alive),
-            "fullyLabeledReplicas": len(alive),
-            "readyReplicas": len(ready),
-            "availableReplicas": len(ready),
-            "observedGeneration": 1 if alive else 2,
-        },
-    }
+        **_identity("ReplicaSet", name, w.namespace, rev.created, seed),
+    )
 
 
 def statefulset(w: Workload, now: datetime, seed: str) -> Obj:

@@ -10,8 +10,8 @@ from typing import Any
 from triage_lab.corpus.alerts import selector
 from triage_lab.corpus.changes import gitops_sync, reloader_rollout, rollout
 from triage_lab.corpus.cluster import set_config
-from triage_lab.corpus.kube import ts
 from triage_lab.corpus.world import MIN, ExtraSeries, World, sec
+from triage_lab.fakes.kubernetes_objects import ts
 
 
 def bump(tag: str, rng: Any, *, minor: bool | None = None) -> str:

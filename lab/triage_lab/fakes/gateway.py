@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from triage.analyse.budget import estimate_tokens
-from triage_lab.fakes.servers import free_port
+from triage_lab.fakes.asgi import AsgiServer
 
 _EVIDENCE = re.compile(r"<evidence>\n?(.*?)\n?</evidence>", re.DOTALL)
 
@@ -107,7 +107,6 @@ class ScriptedLLM:
         retry_after: float = 1.0,
         listed: tuple[str, ...] = ("triage-rca",),
     ) -> None:
-        self.port = free_port()
         self.listed = listed
         self.capacity = capacity
         self.latency = latency
@@ -120,8 +119,15 @@ class ScriptedLLM:
         self.peak = 0
         self._steps: collections.deque[Step] = collections.deque(steps)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = AsgiServer(
+            self.app(),
+            name="scripted-llm",
+            force_exit=True,  # slow steps still sleeping must not hold the exit
+            lifespan="off",
+            backlog=4096,
+            timeout_keep_alive=30,
+        )
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
@@ -230,30 +236,10 @@ class ScriptedLLM:
         )
 
     def start(self) -> None:
-        app = self.app()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            backlog=4096,
-            timeout_keep_alive=30,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="scripted-llm", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted LLM server did not start")
-            time.sleep(0.02)
+        self._http.start()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True  # slow steps still sleeping must not hold the exit
-            self._thread.join(10)
+        self._http.stop()
 
     def __enter__(self) -> Self:
         self.start()

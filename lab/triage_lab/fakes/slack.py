@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from triage_lab.fakes.servers import free_port
+from triage_lab.fakes.process import free_port
 
 TOKEN = "xoxb-test-0123456789"
 MAX_BLOCKS = 50

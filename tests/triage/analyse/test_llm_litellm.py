@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from triage_lab.fakes.servers import NatsServer, free_port
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
 
-from tests.conftest import TOKEN, make_settings, serve, wait_for
+from tests.support.app import TOKEN, make_settings, serve, wait_for
 from tests.support.litellm_proxy import MASTER_KEY, LiteLLMProxy
+from tests.support.llm_case import ROLLOUT, SENT_IDS, evidence, incident
 from tests.support.payloads import alert, webhook
-from tests.triage.analyse.test_llm import ROLLOUT, SENT_IDS, evidence, incident
 from triage.analyse.gateway import gateway_client
 from triage.analyse.llm import INVALID_LABEL, UNAVAILABLE_LABEL, LLMAnalyzer, llm_analyzer
 from triage.settings import Settings

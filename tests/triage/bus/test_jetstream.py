@@ -6,7 +6,7 @@ import time
 
 import nats
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 
 from triage.bus.jetstream import CONSUMERS, Bus
 from triage.errors import BrokerUnavailable, MessageTooLarge

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from triage_lab.fakes.servers import NatsServer, free_port
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
 
 from collectors.contracts import Evidence
-from tests.conftest import TOKEN, make_settings, serve, stream_messages, wait_for
+from tests.support.app import TOKEN, make_settings, serve, stream_messages, wait_for
 from tests.support.payloads import alert, webhook
 from triage.analyse.heuristic import HeuristicAnalyzer
 from triage.bus.limits import DEFAULT_MAX_PAYLOAD, VALUE_CHARS

@@ -13,11 +13,12 @@ from typing import Any
 
 import nats
 import pytest
-from triage_lab.fakes.servers import NatsServer, free_port
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
 
-from tests.conftest import make_settings, serve, stream_messages, wait_for
+from tests.support.app import make_settings, serve, stream_messages, wait_for
 from tests.support.payloads import alert, webhook
-from tests.triage.test_pipeline import scenario_dir
+from tests.support.pipeline import scenario_dir
 from triage.cli.dlq import DeadLetters
 from triage.deliver.delivery import JsonlSink
 from triage.deliver.routing import RouteDecision

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import yaml
 from triage_lab.fakes.gateway import ScriptedLLM, raw
-from triage_lab.fakes.kube_objects import KubeApi
-from triage_lab.fakes.servers import NatsServer, Prometheus, free_port
+from triage_lab.fakes.kubernetes import KubeApi
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
+from triage_lab.fakes.prometheus import Prometheus
 from triage_lab.fakes.slack import TOKEN as SLACK_TOKEN
 from triage_lab.fakes.slack import SlackApi
 
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 from triage.bus.jetstream import Bus
 from triage.cli import doctor
 from triage.cli import main as cli

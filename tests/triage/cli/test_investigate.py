@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from triage_lab.fakes.kube_api import kube_api_app
-from triage_lab.fakes.servers import Alertmanager, Prometheus, free_port, serve_asgi
+from triage_lab.fakes.alertmanager import Alertmanager
+from triage_lab.fakes.asgi import serve_asgi
+from triage_lab.fakes.kubernetes import kube_api_app
+from triage_lab.fakes.process import free_port
+from triage_lab.fakes.prometheus import Prometheus
 from triage_lab.scenarios import load_scenario
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import SlackApi
 
 from tests.support.drafts import draft, incident, resolve, route

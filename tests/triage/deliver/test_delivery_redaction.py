@@ -18,13 +18,13 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import SlackApi, all_text
 
 from collectors.contracts import Evidence, EvidenceItem
 from tests.support.drafts import GRAPH_URL, LABELS, RUNBOOK_URL, draft, incident, rca, route, series
+from tests.support.receivers import Receiver
 from tests.support.secrets_corpus import ALNUM, B64, BENIGN, HEX, UPPER, _jwt, fake, pem
-from tests.triage.deliver.test_webhook_sink import Receiver
 from triage.analyse.llm import response_format
 from triage.analyse.llm_messages import PromptBuilder
 from triage.analyse.prompts import load_prompts

@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import Message, SlackApi, all_text
 
-from tests.conftest import make_settings, serve, wait_for
+from tests.support.app import make_settings, serve, wait_for
 from tests.support.payloads import alert, webhook
-from tests.triage.test_slack_pipeline import GROUP_KEY, slack_settings
+from tests.support.slack_case import GROUP_KEY, slack_settings
 from triage.models import incident_id_for
 
 pytestmark = pytest.mark.slow

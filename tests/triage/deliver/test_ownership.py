@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
-from triage_lab.fakes.kube_objects import KubeApi, deployment, namespace, path_of
+from triage_lab.fakes.kubernetes import KubeApi, path_of
+from triage_lab.fakes.kubernetes_objects import deployment, namespace
 
 from triage.deliver.ownership import KubernetesOwnership, api_client
 from triage.deliver.routing import Ownership, Router, parse_routing

@@ -198,7 +198,7 @@ def test_bad_files_are_refused_with_line_and_reason(text: str, line: int, reason
 
 
 def test_the_service_does_not_start_with_a_bad_routing_file(tmp_path: Path):
-    from tests.conftest import make_settings
+    from tests.support.app import make_settings
 
     path = tmp_path / "routing.yaml"
     path.write_text("routes:\n  - team: cart\n    channel: '#cart'\n    matchers: ['x=~\"(\"']\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 
 from tests.support.payloads import alert, webhook
 from triage.bus.jetstream import Bus

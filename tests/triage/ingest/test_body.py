@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 from starlette.types import Message
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import SlackApi
 
-from tests.conftest import TOKEN, RunningApp, serve
-from tests.triage.test_slack_pipeline import slack_settings
+from tests.support.app import TOKEN, RunningApp, serve
+from tests.support.slack_case import slack_settings
 from triage.deliver.feedback import MAX_BODY
 from triage.ingest import body as http_body
 

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from triage_lab.fakes.servers import NatsServer
+from triage_lab.fakes.nats import NatsServer
 
-from tests.conftest import TOKEN, make_settings, serve, stream_messages
+from tests.support.app import TOKEN, make_settings, serve, stream_messages
 from tests.support.payloads import alert, many_alerts, webhook
 
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from triage_lab.fakes.servers import NatsServer, free_port
+from triage_lab.fakes.nats import NatsServer
+from triage_lab.fakes.process import free_port
 
-from tests.conftest import TOKEN
+from tests.support.app import TOKEN
 from tests.support.payloads import alert, webhook
 
 pytestmark = pytest.mark.slow

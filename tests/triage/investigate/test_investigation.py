@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from triage_lab.fakes.servers import free_port
+from triage_lab.fakes.process import free_port
 
 from collectors.contracts import Collector, Evidence, EvidenceItem, TimeWindow
 from collectors.metrics import MetricsCollector

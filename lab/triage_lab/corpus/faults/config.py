@@ -22,10 +22,10 @@ from triage_lab.corpus.faults._common import (
     symptoms,
     timeouts,
 )
-from triage_lab.corpus.kube import ts
 from triage_lab.corpus.model import Pod, Revision
 from triage_lab.corpus.noise import bump
 from triage_lab.corpus.world import World, sec
+from triage_lab.fakes.kubernetes_objects import ts
 
 
 def _apply_config(

@@ -14,10 +14,10 @@ from triage_lab.corpus.faults._common import (
     timeouts,
     upstream_5xx,
 )
-from triage_lab.corpus.kube import ts
 from triage_lab.corpus.model import Pod
 from triage_lab.corpus.noise import bump
 from triage_lab.corpus.world import MIN, World, sec
+from triage_lab.fakes.kubernetes_objects import ts
 
 APP_ROLES = ("entry", "mid", "leaf")
 

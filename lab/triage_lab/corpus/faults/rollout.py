@@ -19,9 +19,9 @@ from triage_lab.corpus.faults._common import (
     symptoms,
     timeouts,
 )
-from triage_lab.corpus.kube import ts
 from triage_lab.corpus.noise import bump
 from triage_lab.corpus.world import World, cores, mib, sec
+from triage_lab.fakes.kubernetes_objects import ts
 
 CLIENT_NAMES = ("Ledger", "Pricing", "Quota", "Audit", "Billing", "Tenant", "Region")
 

@@ -1,0 +1,74 @@
+"""Nodes: conditions that make a node unwell (not ready, pressure, no network), and the
+services whose pods run on such a node, which share its evidence."""
+
+from __future__ import annotations
+
+from collectors.contracts import EvidenceItem, TimeWindow
+from collectors.kubernetes.common import (
+    CHANGE_LOOKBACK,
+    Objects,
+    meta,
+    pod_services,
+    service_of,
+    ts,
+)
+from collectors.sources import KubeSource
+
+# Unknown is a node that stopped reporting: the classic dead node.
+_NODE_BAD = {
+    "Ready": ("False", "Unknown"),
+    "MemoryPressure": ("True",),
+    "DiskPressure": ("True",),
+    "PIDPressure": ("True",),
+    "NetworkUnavailable": ("True",),
+}
+
+
+async def node_conditions(source: KubeSource, window: TimeWindow) -> list[EvidenceItem]:
+    items = []
+    for node in await source.list("nodes"):
+        name = meta(node).get("name", "")
+        for cond in (node.get("status") or {}).get("conditions") or []:
+            kind, status = cond.get("type"), cond.get("status")
+            if status in _NODE_BAD.get(kind or "", ()):
+                at = ts(cond.get("lastTransitionTime"))
+                if at is not None and at < window.start - CHANGE_LOOKBACK:
+                    continue
+                items.append(
+                    EvidenceItem(
+                        id=f"node-{name}-{kind}",
+                        kind="node_condition",
+                        summary=f"Node {name}: {kind}={status} since {at:%H:%M:%S}"
+                        if at
+                        else f"Node {name}: {kind}={status}",
+                        detail=cond.get("message", ""),
+                        subject=name,
+                        timestamp=at,
+                        score=0.8,
+                        fault_hint="node_failure",
+                    )
+                )
+    return items
+
+
+def on_bad_nodes(ns: str, objs: Objects, bad_nodes: dict[str, EvidenceItem]) -> list[EvidenceItem]:
+    """A sick node hurts the services whose pods it runs: they share its evidence."""
+    owners = pod_services(objs)
+    hit: dict[tuple[str, str], list[str]] = {}
+    for pod in objs["pods"]:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node in bad_nodes:
+            svc = owners.get(meta(pod).get("name", ""), service_of(pod))
+            hit.setdefault((svc, node), []).append(meta(pod).get("name", ""))
+    return [
+        EvidenceItem(
+            id=f"onnode-{ns}-{svc}-{node}",
+            kind="node_condition",
+            summary=f"{len(pods)} pod(s) of {svc} run on {node}: {bad_nodes[node].summary}",
+            subject=svc,
+            timestamp=bad_nodes[node].timestamp,
+            score=round(bad_nodes[node].score * 0.9, 4),
+            fault_hint="node_failure",
+        )
+        for (svc, node), pods in sorted(hit.items())
+    ]
