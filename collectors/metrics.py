@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from collectors.contracts import (
-    WORKLOAD_LABELS,
     Evidence,
     EvidenceItem,
     IncidentView,
     TimeWindow,
 )
+from collectors.identity import identify, namespace_of
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import MetricSource, Series
 from triage.errors import CollectorError
@@ -75,20 +75,19 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
     return labels.get("service") or (edge[1] if edge else "") or labels.get("job") or ""
 
 
-# A container label names its workload too, often enough to ask.
-_TARGET_LABELS = (*WORKLOAD_LABELS, "container")
-
-
 def expand(template: str, incident: IncidentView) -> list[tuple[str, str]]:
     """A golden-signal template, once per alert namespace (``$namespace``) or, when it names
-    ``$workload``, once per workload the alerts name, with its namespace."""
+    ``$workload``, once per workload the alerts may name (collectors.identity: the likeliest,
+    the alternatives, and the container, which often enough names its workload too)."""
     targets: set[tuple[str, str]] = set()
+    common_ns = namespace_of(incident.common_labels)
     for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
-        ns = labels.get("namespace") or incident.common_labels.get("namespace")
+        workload = identify(labels)
+        ns = (workload.namespace if workload else None) or namespace_of(labels) or common_ns
         if not ns:
             continue
-        names = [labels[k] for k in _TARGET_LABELS if labels.get(k)]
-        targets.update((ns, n) for n in names or [""])
+        names = [*workload.names, workload.container or ""] if workload else []
+        targets.update((ns, n) for n in [n for n in names if n] or [""])
     if "$workload" in template:
         return sorted(
             (template.replace("$namespace", ns).replace("$workload", wl), wl)

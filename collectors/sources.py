@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from triage.errors import CollectorError
@@ -122,27 +122,96 @@ def _matcher(key: str, op: str, value: str) -> Callable[[dict[str, str]], bool]:
     return lambda lbl: pattern.match(lbl.get(key, "")) is None
 
 
+# One OpenMetrics sample line, as Prometheus' own OpenMetrics lexer reads it: a metric name,
+# optional labels (no spaces), a value, an optional timestamp and an optional exemplar.
+_LABEL_PAIR = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
+_SAMPLE_LINE = re.compile(
+    r"([a-zA-Z_:][a-zA-Z0-9_:]*)"
+    rf"(\{{(?:{_LABEL_PAIR}(?:,{_LABEL_PAIR})*)?\}})?"
+    r" ([^ ]+)"
+    r"(?: ([^ #][^ ]*))?"
+    r"( # \{.*)?$"
+)
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+_UNESCAPED = {"\\": "\\", "n": "\n", '"': '"'}
+
+
+def _om_float(text: str) -> float:
+    """A value as Prometheus parses it: Go's ParseFloat without the Go 1.13 additions."""
+    if any(c in text for c in "pP_"):
+        raise ValueError(f"unsupported character in float {text!r}")
+    return float(text)
+
+
+def _om_label_value(raw: str) -> str:
+    # Only \\, \" and \n are escapes; any other backslash stays as it is.
+    return _ESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), raw)
+
+
+def parse_openmetrics(text: str) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+    """Every sample line of OpenMetrics text as a point of the series its name and labels name,
+    the way promtool backfills it: one series per sample name (``x_total``, ``x_created``,
+    ``x_bucket{le=...}``, ``x_count``, ``x_sum``, ``x{quantile=...}``...), whatever the family's
+    type, each line with its own timestamp (milliseconds, truncated as Prometheus truncates
+    them; none reads as 0). Labels with an empty value are absent, as Prometheus returns them.
+    Points come in time order; the text must end with ``# EOF``."""
+    series: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
+    lines = text.rstrip("\n").split("\n")
+    if lines[-1] != "# EOF":
+        raise ValueError("OpenMetrics text must end with '# EOF'")
+    for n, line in enumerate(lines[:-1], 1):
+        if line.startswith("#"):
+            if line.startswith(("# HELP ", "# TYPE ", "# UNIT ")):
+                continue
+            raise ValueError(f"line {n}: unexpected comment {line!r}")
+        m = _SAMPLE_LINE.match(line)
+        if m is None:
+            raise ValueError(f"line {n}: not an OpenMetrics sample: {line!r}")
+        name, raw_labels, raw_value, raw_ts, exemplar = m.groups()
+        if exemplar and not name.endswith(("_total", "_bucket")):  # as Prometheus checks
+            raise ValueError(f"line {n}: metric name {name} does not support exemplars")
+        labels = {"__name__": name}
+        for lm in _LABEL.finditer(raw_labels or ""):
+            if lm.group(1) in labels:
+                raise ValueError(f"line {n}: label {lm.group(1)!r} repeated")
+            labels[lm.group(1)] = _om_label_value(lm.group(2))
+        ts_ms = 0
+        if raw_ts is not None:
+            ts = _om_float(raw_ts)
+            if not math.isfinite(ts):
+                raise ValueError(f"line {n}: invalid timestamp {raw_ts!r}")
+            ts_ms = int(ts * 1000)
+        key = tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+        series.setdefault(key, []).append((ts_ms, _om_float(raw_value)))
+    return {k: sorted(v) for k, v in series.items()}
+
+
+def _prom_time_ms(t: float) -> int:
+    """A query's start or end in milliseconds, as Prometheus' API parses it: the fraction of a
+    second rounded (half away from zero) to milliseconds."""
+    frac, whole = math.modf(t)
+    ms_frac = math.copysign(math.floor(abs(frac) * 1000 + 0.5), frac)
+    return (int(whole) * 10**9 + int(ms_frac / 1000 * 1e9)) // 10**6
+
+
 class FileMetricSource:
-    """OpenMetrics text evaluated the way Prometheus evaluates a selector over a range."""
+    """OpenMetrics text evaluated the way Prometheus evaluates a selector over a range: at each
+    step, a series' latest sample at most LOOKBACK_DELTA_S old."""
 
     def __init__(self, openmetrics: str) -> None:
-        series: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
-        if openmetrics:
-            for family in text_string_to_metric_families(openmetrics):  # type: ignore[no-untyped-call]
-                for sample in family.samples:
-                    labels = {"__name__": sample.name, **sample.labels}
-                    key = tuple(sorted(labels.items()))
-                    series.setdefault(key, []).append(
-                        (float(sample.timestamp or 0), float(sample.value))
-                    )
-        self._series = {k: sorted(v) for k, v in series.items()}
+        self._series = parse_openmetrics(openmetrics) if openmetrics.strip() else {}
 
     async def query_range(
         self, query: str, start: datetime, end: datetime, step: float
     ) -> list[Series]:
         preds = parse_selector(query)
-        t0, t1 = start.timestamp(), end.timestamp()
-        steps = [t0 + i * step for i in range(int((t1 - t0) // step) + 1)]
+        t0, t1 = _prom_time_ms(start.timestamp()), _prom_time_ms(end.timestamp())
+        step_ms = int(step * 1e9) // 10**6  # a Go time.Duration, then whole milliseconds
+        if step_ms <= 0:
+            raise CollectorError(f"step {step!r} must be positive", collector="metrics")
+        steps = range(t0, t1 + 1, step_ms)
+        lookback_ms = LOOKBACK_DELTA_S * 1000
         out = []
         for key, samples in self._series.items():
             labels = dict(key)
@@ -152,8 +221,8 @@ class FileMetricSource:
             points = []
             for t in steps:
                 i = bisect.bisect_right(times, t) - 1
-                if i >= 0 and t - times[i] < LOOKBACK_DELTA_S:
-                    points.append((round(t, 3), samples[i][1]))
+                if i >= 0 and t - times[i] <= lookback_ms:
+                    points.append((t / 1000, samples[i][1]))
             if points:
                 out.append(Series(labels=labels, points=points))
         return sorted(out, key=lambda s: sorted(s.labels.items()))

@@ -260,6 +260,11 @@ class LLMUsage(BaseModel):
     calls: int = Field(0, description="Completed gateway calls")
 
 
+# A draft names its leading suspect as the cause only from this confidence on (more likely
+# right than wrong); below it says "no confident cause" and lists the leading suspects.
+CONFIDENT = 0.5
+
+
 class RCA(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     incident_id: str

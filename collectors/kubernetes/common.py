@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collectors.contracts import IncidentView
+from collectors.identity import helm_name, namespaces_of
 
 # What one namespace listed, by resource kind ("deployments", "pods", ...).
 Objects = dict[str, list[dict[str, Any]]]
@@ -28,11 +29,9 @@ WORKLOAD_RESOURCES = ("deployments", "statefulsets", "daemonsets")
 
 def scope_namespaces(incident: IncidentView) -> list[str]:
     """The alerts' namespaces, plus the cluster's own, whose failures reach everyone."""
-    found = {
-        ns
-        for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]
-        if (ns := labels.get("namespace") or labels.get("exported_namespace"))
-    }
+    found: set[str] = set()
+    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
+        found |= namespaces_of(labels)
     return sorted(found | set(CLUSTER_NAMESPACES)) if found else []
 
 
@@ -48,8 +47,12 @@ def meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def service_of(obj: dict[str, Any]) -> str:
+    """The component an object belongs to, as collectors.identity names it: a Helm chart's
+    release workload (``<instance>-<name>``), else its ``app`` labels, else its own name."""
     labels = meta(obj).get("labels") or {}
-    for key in ("app.kubernetes.io/name", "app", "k8s-app", "service"):
+    if chart := labels.get("app.kubernetes.io/name"):
+        return helm_name(str(chart), labels.get("app.kubernetes.io/instance"))
+    for key in ("app", "k8s-app", "service"):
         if labels.get(key):
             return str(labels[key])
     return str(meta(obj).get("name", "?"))

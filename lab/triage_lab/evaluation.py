@@ -135,6 +135,7 @@ async def evaluate_one(
     started = time.monotonic()
     error = None
     usage = None
+    confidence: float | None = None
     analyzer = build_analyzer(analyzer_name, scenario, config)
     try:
         async with sources(scenario, backend) as (kube, metrics):
@@ -144,10 +145,12 @@ async def evaluate_one(
         ranking = [s.component for s in rca.suspects] or [rca.root_cause.component]
         kind = rca.root_cause.kind
         usage = rca.usage
+        confidence = rca.confidence
         if analyzer_name == "llm" and rca.analyzer != "llm":
             # The gateway did not answer and the heuristic wrote the draft: scoring it as the
             # LLM's would report the heuristic's accuracy under the LLM's name.
             error, valid, ranking = f"LLM not used: {rca.label}", False, []
+            confidence = None
     except Exception as exc:  # one broken case must not hide the others' results
         error, valid, ranking, kind = f"{type(exc).__name__}: {exc}", False, [], "unknown"
     finally:
@@ -165,6 +168,8 @@ async def evaluate_one(
         completion_tokens=usage.completion_tokens if usage else 0,
         wall_s=round(time.monotonic() - started, 3),
         error=error,
+        confidence=confidence,
+        source=scenario.meta.source,
     )
 
 
@@ -237,34 +242,61 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# triage eval: {report['analyzer']} analyzer, {report['backend']} backend",
         "",
+    ]
+    if s.get("failed_cases"):
+        # First, so that a run that could not look at some cases cannot pass for a good one.
+        lines += [f"**{len(s['failed_cases'])} case(s) failed** (counted as not ranked):", ""]
+        lines += [f"- {c['scenario']}: {c['error']}" for c in s["failed_cases"]]
+        lines.append("")
+    lines += [
         f"Investigated {report.get('delay_s', 60):.0f} s after the first alert's start; "
         "data after that moment is not read.",
         "",
         f"{o['cases']} cases. AC@1 **{o['ac@1']:.3f}**, AC@3 **{o['ac@3']:.3f}**, "
         f"Avg@5 {o['avg@5']:.3f}, mean rank {o['mean_rank']:.2f} "
-        f"({o['not_ranked']} not ranked).",
+        f"({o['not_ranked']} not ranked, counted as rank {s['missed_rank']}).",
         f"Fault kind right: {s['kind_accuracy']:.3f}. Schema-valid: {s['schema_valid_rate']:.3f}."
         f" LLM calls/case: {s['llm_calls_per_case']}, prompt tokens/case: "
         f"{s['prompt_tokens_per_case']}, completion tokens/case: "
         f"{s['completion_tokens_per_case']}. Errors: {s['errors']}.",
         "",
-        "| category | cases | AC@1 | AC@3 | Avg@5 | mean rank |",
-        "|---|---|---|---|---|---|",
     ]
-    for cat, b in s["by_category"].items():
-        lines.append(
-            f"| {cat} | {b['cases']} | {b['ac@1']:.3f} | {b['ac@3']:.3f} | "
-            f"{b['avg@5']:.3f} | {b['mean_rank']:.2f} |"
-        )
+    for title, groups in (("category", s["by_category"]), ("source", s["by_source"])):
+        lines += [
+            f"| {title} | cases | AC@1 | AC@3 | Avg@5 | mean rank | kind right | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, b in groups.items():
+            lines.append(
+                f"| {name} | {b['cases']} | {b['ac@1']:.3f} | {b['ac@3']:.3f} | "
+                f"{b['avg@5']:.3f} | {b['mean_rank']:.2f} | {b['kind_accuracy']:.3f} | "
+                f"{b['errors']} |"
+            )
+        lines.append("")
+    cal = s["calibration"]
+    confident = cal["confident_accuracy"]
+    lines += [
+        f"Calibration (right = the cause named first is the true one): Brier score "
+        f"**{cal['brier']:.3f}** over {cal['cases']} drafts; drafts with confidence >= 0.8: "
+        f"{cal['confident_drafts']}, right "
+        + (f"**{confident:.3f}**." if confident is not None else "-."),
+        "",
+        "| confidence | drafts | right | accuracy |",
+        "|---|---|---|---|",
+    ]
+    for row in cal["table"]:
+        acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+        lines.append(f"| {row['confidence']} | {row['drafts']} | {row['right']} | {acc} |")
     lines += [
         "",
-        "| scenario | category | rank | top 3 | predicted kind | error |",
-        "|---|---|---|---|---|---|",
+        "| scenario | category | rank | top 3 | predicted kind | confidence | error |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in report["cases"]:
+        conf = "-" if c.get("confidence") is None else f"{c['confidence']:.2f}"
         lines.append(
             f"| {c['scenario']} | {c['category']} | {c['rank'] or '-'} | "
-            f"{', '.join(c['ranking'][:3])} | {c['predicted_kind']} | "
+            f"{', '.join(c['ranking'][:3])} | {c['predicted_kind']} | {conf} | "
             f"{c['error'] or ''} |"
         )
     return "\n".join(lines) + "\n"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Protocol, cast, get_args
 
 from collectors.contracts import Evidence, EvidenceItem
+from collectors.identity import identify_incident
 from triage.investigate.ranking import rank
-from triage.models import RCA, FaultKind, IncidentState, RootCause, utcnow
+from triage.models import CONFIDENT, RCA, FaultKind, IncidentState, RootCause, Suspect, utcnow
 
 HEURISTIC_LABEL = "Deterministic draft (heuristic analyzer), for review"
 KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -58,11 +59,10 @@ def ranked_items(evidence: list[Evidence]) -> list[EvidenceItem]:
 
 
 def alert_component(incident: IncidentState) -> str:
-    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
-        for key in ("service", "deployment", "statefulset", "daemonset", "job", "pod"):
-            if labels.get(key):
-                return labels[key]
-    return "unknown"
+    """The workload the alerts name (collectors.identity), shared labels first when an alert
+    agrees; ``unknown`` only when no label names a pod or a workload."""
+    found = identify_incident(incident.common_labels, (a.labels for a in incident.alerts.values()))
+    return found[0].name if found else "unknown"
 
 
 class HeuristicAnalyzer:
@@ -95,7 +95,17 @@ class HeuristicAnalyzer:
             change = top.change
             cited = [top]
             score = top.score
-        confidence = round(min(0.9, score) * (0.5 + 0.5 * coverage), 2)
+        # Strength of the lead, how much of the evidence could be looked at, and how clearly the
+        # lead is ahead: a dead heat between two suspects is a guess, however strong both are.
+        separation = _separation(suspects)
+        confidence = round(min(0.9, score) * (0.5 + 0.5 * coverage) * (0.5 + 0.5 * separation), 2)
+        questions = [
+            f"Collector {e.collector} failed: {e.error}"
+            for e in sorted(evidence, key=lambda e: e.collector)
+            if e.status == "error"
+        ]
+        if confidence < CONFIDENT and suspects:
+            questions = _to_confirm(suspects) + questions
         return RCA(
             incident_id=incident.incident_id,
             revision=incident.requested_revision,
@@ -110,11 +120,7 @@ class HeuristicAnalyzer:
             impact=impact,
             evidence_ids=[i.id for i in cited],
             next_steps=[s.format(c=component) for s in _NEXT_STEPS.get(kind, _DEFAULT_STEPS)],
-            open_questions=[
-                f"Collector {e.collector} failed: {e.error}"
-                for e in sorted(evidence, key=lambda e: e.collector)
-                if e.status == "error"
-            ],
+            open_questions=questions,
             analyzer=self.name,
             label=HEURISTIC_LABEL,
             created_at=utcnow(),
@@ -148,6 +154,32 @@ class HeuristicAnalyzer:
 
 
 INSUFFICIENT = "Insufficient evidence"
+# The lead over the next suspect, as a share of the lead's score, that counts as clearly ahead.
+CLEAR_LEAD = 0.25
+LEADING = 3
+
+
+def _separation(suspects: list[Suspect]) -> float:
+    """0 for a dead heat with the runner-up, 1 for a lead of CLEAR_LEAD or more."""
+    if len(suspects) < 2 or suspects[0].score <= 0:
+        return 1.0
+    lead = (suspects[0].score - suspects[1].score) / suspects[0].score
+    return max(0.0, min(1.0, lead / CLEAR_LEAD))
+
+
+def _to_confirm(suspects: list[Suspect]) -> list[str]:
+    """No suspect clearly ahead: the leading ones, each with the check that would confirm it."""
+    lines = []
+    for s in suspects[:LEADING]:
+        kind = s.kind if s.kind != "unknown" else ""
+        check = _NEXT_STEPS.get(kind, _DEFAULT_STEPS)[0].format(c=s.component)
+        label = (
+            f"{s.component} ({kind.replace('_', ' ')}, score {s.score:.2f})"
+            if kind
+            else (f"{s.component} (score {s.score:.2f})")
+        )
+        lines.append(f"Is it {label}? To confirm: {check}")
+    return lines
 
 
 def collector_reasons(evidence: list[Evidence]) -> list[str]:

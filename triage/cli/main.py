@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
 import secrets
 import signal
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from importlib import resources
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 import uvicorn
@@ -294,10 +295,10 @@ LAB_MISSING = (
 def _lab_cli() -> _Command | None:
     """The lab is a distribution of its own (lab/): present in a checkout, absent from the image."""
     try:
-        from triage_lab import cli
+        lab = importlib.import_module("triage_lab.cli")
     except ImportError:
         return None
-    return cli
+    return cast(_Command, lab)
 
 
 def _add_lab_missing(sub: Any) -> None:

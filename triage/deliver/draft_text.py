@@ -4,18 +4,15 @@ on first, what was ruled out apart, then what to do and where to look."""
 from __future__ import annotations
 
 from triage.deliver.routing import RouteDecision
-from triage.models import RCA, CollectorReport, DeliveryRequest, EvidenceDigest
-
-# Below this the leading suspect is shown as a suspect, not as the cause.
-CONFIDENT = 0.2
+from triage.models import CONFIDENT, RCA, CollectorReport, DeliveryRequest, EvidenceDigest
 
 
 def confidence_word(confidence: float) -> str:
     if confidence >= 0.7:
         return "high"
-    if confidence >= 0.4:
-        return "medium"
     if confidence >= CONFIDENT:
+        return "medium"
+    if confidence >= 0.2:
         return "low"
     return "none"
 

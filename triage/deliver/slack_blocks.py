@@ -16,9 +16,8 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel
 
-from triage.deliver.draft_text import CONFIDENT
 from triage.deliver.routing import RouteDecision
-from triage.models import RCA, DeliveryRequest, EvidenceDigest, Link
+from triage.models import CONFIDENT, RCA, DeliveryRequest, EvidenceDigest, Link
 
 Block = dict[str, Any]
 

@@ -9,7 +9,8 @@ import re
 from collections import defaultdict
 from typing import cast, get_args
 
-from collectors.contracts import WORKLOAD_LABELS, Evidence, EvidenceItem
+from collectors.contracts import Evidence, EvidenceItem
+from collectors.identity import identify_incident
 from triage.models import FaultKind, IncidentState, Suspect
 
 # A component whose errors blame another that changed or failed is likely downstream damage.
@@ -77,12 +78,13 @@ HARM = 0.5
 
 
 def alerting_components(incident: IncidentState) -> set[str]:
-    names = set()
-    for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
-        for key in WORKLOAD_LABELS:
-            if labels.get(key):
-                names.add(labels[key])
-    return names
+    """The workloads the alerts are about, one per alert (collectors.identity)."""
+    return {
+        w.name
+        for w in identify_incident(
+            incident.common_labels, (a.labels for a in incident.alerts.values())
+        )
+    }
 
 
 def downstream_distance(graph: list[tuple[str, str]], sources: set[str]) -> dict[str, int]:

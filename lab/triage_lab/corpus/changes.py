@@ -9,8 +9,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from triage_lab.corpus.cluster import new_pod
-from triage_lab.corpus.kube import SAFE, replicas_of, template_hash, uid
+from triage_lab.corpus.cluster_apps import new_pod
+from triage_lab.corpus.kube import SAFE, uid
+from triage_lab.corpus.kube_templates import template_hash
+from triage_lab.corpus.kube_workloads import replicas_of
 from triage_lab.corpus.model import Pod, Revision, Workload
 from triage_lab.corpus.units import sec
 

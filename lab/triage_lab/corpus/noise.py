@@ -9,7 +9,7 @@ from typing import Any
 
 from triage_lab.corpus.alerts import selector
 from triage_lab.corpus.changes import gitops_sync, reloader_rollout, rollout
-from triage_lab.corpus.cluster import set_config
+from triage_lab.corpus.cluster_config import set_config
 from triage_lab.corpus.world import MIN, ExtraSeries, World, sec
 from triage_lab.fakes.kubernetes_objects import ts
 

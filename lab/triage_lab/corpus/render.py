@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from triage_lab.corpus import kube
+from triage_lab.corpus import kube, kube_config, kube_nodes, kube_pods, kube_workloads
 from triage_lab.corpus import log_lines as L
 from triage_lab.corpus.model import Pod, Workload
 from triage_lab.corpus.world import World, sec
@@ -50,26 +50,28 @@ def kube_objects(w: World) -> KubeObjects:
         k.namespaces.append(kube.namespace(ns, created - timedelta(hours=1), seed))
     for n in w.nodes:
         k.nodes.append(
-            kube.node(
+            kube_nodes.node(
                 n, kubelet=w.cluster.kubelet, itype=w.cluster.instance_type, now=w.now, seed=seed
             )
         )
     for wl in w.workloads.values():
         if wl.kind == "Deployment":
-            k.deployments.append(kube.deployment(wl, w.now, seed))
-            k.replicasets += [kube.replicaset(wl, r, seed) for r in wl.revisions]
+            k.deployments.append(kube_workloads.deployment(wl, w.now, seed))
+            k.replicasets += [kube_workloads.replicaset(wl, r, seed) for r in wl.revisions]
         else:
-            k.statefulsets.append(kube.statefulset(wl, w.now, seed))
-            k.controllerrevisions += [kube.controllerrevision(wl, r, seed) for r in wl.revisions]
-        k.pods += [kube.pod(wl, p, w.now, seed) for p in wl.pods if p.deleted is None]
+            k.statefulsets.append(kube_workloads.statefulset(wl, w.now, seed))
+            k.controllerrevisions += [
+                kube_workloads.controllerrevision(wl, r, seed) for r in wl.revisions
+            ]
+        k.pods += [kube_pods.pod(wl, p, w.now, seed) for p in wl.pods if p.deleted is None]
         if wl.hpa is not None:
-            k.horizontalpodautoscalers.append(kube.hpa(wl, wl.hpa, w.now, seed))
+            k.horizontalpodautoscalers.append(kube_workloads.hpa(wl, wl.hpa, w.now, seed))
         if wl.name in w.cluster_ips:
-            k.services.append(kube.service(wl, w.cluster_ips[wl.name], seed))
+            k.services.append(kube_config.service(wl, w.cluster_ips[wl.name], seed))
     for c in w.configs.values():
         target = k.configmaps if c.kind == "ConfigMap" else k.secrets
-        target.append(kube.config_obj(c, seed))
-    k.networkpolicies = [kube.network_policy(p, seed) for p in w.policies.values()]
+        target.append(kube_config.config_obj(c, seed))
+    k.networkpolicies = [kube_config.network_policy(p, seed) for p in w.policies.values()]
     k.events = sorted(w.events, key=lambda e: (e["lastTimestamp"], e["metadata"]["name"]))
     for kind in (
         "pods",

@@ -167,3 +167,35 @@ async def test_the_rca_validates_against_its_own_json_schema(mode: Any, with_evi
     jsonschema.validate(document, schema, format_checker=jsonschema.FormatChecker())
     with pytest.raises(jsonschema.ValidationError):  # the schema does constrain the document
         jsonschema.validate({**document, "confidence": 1.5}, schema)
+
+
+def rollout_of(service: str, score: float) -> EvidenceItem:
+    return EvidenceItem(
+        id=f"rollout-{service}",
+        kind="rollout",
+        summary=f"{service} rolled out a new revision before the onset",
+        subject=service,
+        score=score,
+        change=f"deployment/{service} revision 2",
+    )
+
+
+async def test_two_suspects_in_a_dead_heat_give_no_confident_cause_and_what_would_confirm_each():
+    tie = [ok("kubernetes", rollout_of("cartservice", 0.8), rollout_of("adservice", 0.8))]
+    rca = await HeuristicAnalyzer().analyze(incident(), tie)
+    assert rca.confidence < 0.5  # not "probable": a guess between two
+    asks = [q for q in rca.open_questions if q.startswith("Is it ")]
+    assert {q.split()[2] for q in asks} == {"cartservice", "adservice"}
+    assert all("To confirm: " in q for q in asks)
+    from triage.deliver.draft_text import cause_line
+
+    assert cause_line(rca).startswith("No confident cause; leading suspect")
+
+
+async def test_a_clear_lead_with_corroboration_is_named_as_the_probable_cause():
+    rca = await HeuristicAnalyzer().analyze(
+        incident(), [ok("kubernetes", ROLLOUT, LOG_PATTERN, PAYMENT)]
+    )
+    assert rca.root_cause.component == "checkoutservice"
+    assert rca.confidence >= 0.5
+    assert not [q for q in rca.open_questions if q.startswith("Is it ")]

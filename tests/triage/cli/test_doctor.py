@@ -21,6 +21,7 @@ from tests.support.app import make_settings
 from triage.bus.jetstream import Bus
 from triage.cli import doctor
 from triage.cli import main as cli
+from triage.cli.doctor_kubernetes import rbac_needs
 from triage.settings import Settings
 from triage.telemetry import Metrics
 
@@ -104,8 +105,8 @@ def test_the_verbs_doctor_checks_are_the_cluster_roles():
         for o in yaml.safe_load_all(RBAC.read_text())
         if o and o["kind"] == "ClusterRole"
     }
-    assert doctor.rbac_needs() == roles["triage-collectors"] | roles["triage-ownership"]
-    assert ("", "pods/log", "get") in doctor.rbac_needs()
+    assert rbac_needs() == roles["triage-collectors"] | roles["triage-ownership"]
+    assert ("", "pods/log", "get") in rbac_needs()
 
 
 @pytest.mark.slow
@@ -134,7 +135,7 @@ async def test_every_working_endpoint_is_ok(
         assert found[component][0] == "ok", text
     assert "stream TRIAGE" in found["nats"][1] and "triage_incidents" in found["nats"][1]
     assert "v1.31.2" in found["kubernetes"][1]
-    assert len(kube.reviews) == len(doctor.rbac_needs())
+    assert len(kube.reviews) == len(rbac_needs())
     assert "Prometheus 2." in found["prometheus"][1] or "Prometheus 3." in found["prometheus"][1]
     assert "triage-rca" in found["llm"][1]
     assert probe["model"] == "triage-rca"

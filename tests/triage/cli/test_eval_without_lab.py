@@ -10,7 +10,9 @@ from triage.cli.main import main
 
 
 def test_eval_without_the_lab_says_how_to_install_it(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "triage_lab", None)  # as in the image: not importable
+    # As in the image: not importable (both names, in case an earlier test imported the lab).
+    monkeypatch.setitem(sys.modules, "triage_lab", None)
+    monkeypatch.setitem(sys.modules, "triage_lab.cli", None)
     with pytest.raises(SystemExit) as exited:
         main(["eval", "scenarios/k8s-faults"])
     assert exited.value.code == 2

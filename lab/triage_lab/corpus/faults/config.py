@@ -11,7 +11,7 @@ import yaml
 
 from triage_lab.corpus import log_lines as L
 from triage_lab.corpus.changes import crashloop, gitops_sync, reloader_rollout, rollout
-from triage_lab.corpus.cluster import set_config
+from triage_lab.corpus.cluster_config import set_config
 from triage_lab.corpus.faults._common import (
     caller_logs,
     config_error,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from triage_lab.corpus.changes import created_events, rollout, started_events
-from triage_lab.corpus.cluster import new_pod
+from triage_lab.corpus.cluster_apps import new_pod
 from triage_lab.corpus.faults._common import (
     caller_logs,
     overloaded,

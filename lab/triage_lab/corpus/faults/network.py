@@ -7,9 +7,9 @@ from datetime import datetime
 
 from triage_lab.corpus import log_lines as L
 from triage_lab.corpus.changes import crashloop, gitops_sync
-from triage_lab.corpus.cluster import COREFILE
+from triage_lab.corpus.cluster_platform import COREFILE
 from triage_lab.corpus.faults._common import caller_logs, symptoms, upstream_5xx
-from triage_lab.corpus.kube import template_hash
+from triage_lab.corpus.kube_templates import template_hash
 from triage_lab.corpus.model import PolicyObj
 from triage_lab.corpus.world import World, mib, sec
 
