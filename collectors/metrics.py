@@ -22,6 +22,7 @@ from collectors.contracts import (
 from collectors.identity import identify, namespace_of
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import MetricSource, Series
+from collectors.version_diff import version_items
 from triage.errors import CollectorError
 
 DEFAULT_SELECTORS = ('{namespace="$namespace"}',)
@@ -72,7 +73,12 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
     edge = edge_of(labels)
     if edge and signal_weight(metric) >= 1.0:
         return edge[1]
-    return labels.get("service") or (edge[1] if edge else "") or labels.get("job") or ""
+    service = labels.get("service")
+    if service and service == labels.get("job"):
+        service = None  # the exporter's own scrape target (kube-state-metrics), not a workload
+    # Other stacks' vocabularies (Istio, OpenTelemetry, Helm, pod names): collectors.identity.
+    who = identify(labels)
+    return service or (edge[1] if edge else "") or (who.name if who else "") or ""
 
 
 def expand(template: str, incident: IncidentView) -> list[tuple[str, str]]:
@@ -168,7 +174,7 @@ class MetricsCollector:
             )
         onset = window.onset.timestamp() - self._lead
         items = self._expired(list(series.values()), window.end.timestamp())
-        items += self._shifts(list(series.values()), onset) + self._version_split(
+        items += self._shifts(list(series.values()), onset) + version_items(
             list(series.values()), onset
         )
         items.sort(key=lambda i: i.id)
@@ -257,57 +263,6 @@ class MetricsCollector:
                     timestamp=when,
                     score=0.9,
                     fault_hint="certificate_expiry",
-                )
-            )
-        return items
-
-    def _version_split(self, series: list[Series], onset: float) -> list[EvidenceItem]:
-        """During a rolling update, the new version's pods doing worse than the old one's."""
-        groups: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
-        for s in series:
-            svc, version = s.labels.get("service"), s.labels.get("version")
-            if not svc or not version:
-                continue
-            pts = [(t, v) for t, v in s.points if math.isfinite(v)]
-            groups[(svc, s.labels.get("__name__", ""))][version].extend(pts)
-        items = []
-        for (svc, metric), by_version in sorted(groups.items()):
-            # Fresh pods always use CPU and memory differently (start-up, cold caches):
-            # only golden signals say the new version serves worse.
-            if len(by_version) < 2 or signal_weight(metric) < 1.0:
-                continue
-            versions = sorted(by_version)
-            # Compare only while both versions served: the same minutes, the same load; judge
-            # the gap by how much the old version varies over the whole window.
-            newest = by_version[versions[-1]]
-            since = max(min(t for t, _ in newest), onset) if newest else onset
-            old_all = [v for _, v in by_version[versions[0]]]
-            old = [v for t, v in by_version[versions[0]] if t >= since]
-            new = [v for t, v in newest if t >= since]
-            if len(old) < 2 or len(new) < 2 or len(old_all) < 5:
-                continue
-            m_old, m_new = statistics.median(old), statistics.median(new)
-            center = statistics.median(old_all)
-            mad = statistics.median([abs(v - center) for v in old_all]) * 1.4826
-            spread = max(mad, abs(center) * 0.05, 1e-9)
-            gap = (m_new - m_old) / spread * worse_direction(metric)
-            if gap <= 1:
-                continue
-            # A few minutes of a new version is little data: trust grows with the samples.
-            support = 1 - math.exp(-min(len(new), len(old)) / 5)
-            score = (1 - math.exp(-gap / 4)) * signal_weight(metric) * support
-            items.append(
-                EvidenceItem(
-                    id="version-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],
-                    kind="version_split",
-                    summary=f"{svc} {versions[-1]} pods are worse than {versions[0]} pods on "
-                    f"{metric}: median {m_new:.4g} vs {m_old:.4g}",
-                    subject=svc,
-                    score=round(score, 4),
-                    fault_hint="bad_rollout",
-                    change=f"{svc} {versions[0]} -> {versions[-1]}",
                 )
             )
         return items

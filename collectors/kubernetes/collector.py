@@ -85,7 +85,7 @@ class KubernetesCollector:
         except CollectorError:
             pass  # older RBAC without networkpolicies: the rest still stands
         items += pod_states(ns, objs, window)
-        items += warning_events(ns, objs["events"], objs["pods"], window, sorted(bad_nodes))
+        items += warning_events(ns, objs, window, sorted(bad_nodes))
         items += autoscalers_at_max(ns, objs["horizontalpodautoscalers"])
         items += on_bad_nodes(ns, objs, bad_nodes)
         return items

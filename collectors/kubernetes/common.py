@@ -9,8 +9,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.contracts import IncidentView
-from collectors.identity import helm_name, namespaces_of
+from collectors.contracts import IncidentView, TimeWindow
+from collectors.identity import helm_name, namespaces_of, pod_owner
 
 # What one namespace listed, by resource kind ("deployments", "pods", ...).
 Objects = dict[str, list[dict[str, Any]]]
@@ -19,6 +19,10 @@ Objects = dict[str, list[dict[str, Any]]]
 CHANGE_LOOKBACK = timedelta(hours=2)
 # How fast a change's suspicion fades with its distance before the onset.
 CHANGE_DECAY_S = 1800.0
+# A signal that began before the window start fades to this weight: ongoing background.
+BACKGROUND_WEIGHT = 0.15
+# How fast a signal's weight fades with how long before the window it began.
+BACKGROUND_DECAY_S = 1800.0
 # Cluster add-ons (DNS, CNI, ingress) that every workload depends on.
 CLUSTER_NAMESPACES = ("kube-system",)
 # The kubelet names the Secret a pod could not mount or read; pod states and events both say so.
@@ -66,10 +70,82 @@ def change_score(at: datetime, onset: datetime) -> float:
     return 0.2 + 0.75 * math.exp(-max(lead, 0.0) / CHANGE_DECAY_S)
 
 
+def recency(began: datetime | None, window: TimeWindow) -> float:
+    """How much a signal weighs from when it began: fully from the window start on (the
+    baseline before the onset and the incident after it), fading to background the longer
+    before the window it began. Unknown beginnings keep their full weight."""
+    if began is None:
+        return 1.0
+    early = (window.start - began).total_seconds()
+    if early <= 0:
+        return 1.0
+    return BACKGROUND_WEIGHT + (1 - BACKGROUND_WEIGHT) * math.exp(-early / BACKGROUND_DECAY_S)
+
+
+def when(at: datetime, window: TimeWindow) -> str:
+    """A time in words relative to the onset, as an engineer reads a timeline."""
+    minutes = (window.onset - at).total_seconds() / 60
+    if abs(minutes) < 0.5:
+        return f"at the onset ({at:%H:%M:%S})"
+    if minutes >= 24 * 60:
+        return f"{minutes / 1440:.0f} day(s) before the onset ({at:%Y-%m-%d %H:%M})"
+    if minutes >= 120:
+        return f"{minutes / 60:.1f} h before the onset ({at:%H:%M:%S})"
+    side = "before" if minutes > 0 else "after"
+    return f"{abs(minutes):.0f} min {side} the onset ({at:%H:%M:%S})"
+
+
+def changes_of(obj: dict[str, Any]) -> list[tuple[datetime, str, str]]:
+    """(time, manager, operation) of every write to an object, oldest first: its managedFields
+    (kubectl, Helm, Argo CD, Flux and controllers all leave one per manager; status writes are
+    not changes) and its creation."""
+    out = []
+    fields = meta(obj).get("managedFields") or []
+    for f in fields:
+        at = ts(f.get("time"))
+        if at is not None and f.get("subresource") != "status":
+            out.append((at, str(f.get("manager") or "unknown"), str(f.get("operation") or "")))
+    created = ts(meta(obj).get("creationTimestamp"))
+    if created is not None and not any(t <= created for t, _, _ in out):
+        creator = next((str(f.get("manager")) for f in fields if f.get("manager")), "unknown")
+        out.append((created, creator, "Create"))
+    return sorted(out, key=lambda c: c[0])
+
+
 def last_change(obj: dict[str, Any]) -> datetime | None:
-    times = [ts(f.get("time")) for f in meta(obj).get("managedFields") or []]
-    known = [t for t in times if t is not None]
-    return max(known) if known else ts(meta(obj).get("creationTimestamp"))
+    found = changes_of(obj)
+    return found[-1][0] if found else None
+
+
+def changed_by(obj: dict[str, Any], at: datetime | None = None) -> tuple[datetime, str] | None:
+    """The latest write to an object (at or shortly after ``at``, when given: the write that
+    caused something at that time) and the manager that made it."""
+    found = changes_of(obj)
+    if at is not None:
+        found = [c for c in found if c[0] <= at + timedelta(minutes=2)]
+    return (found[-1][0], found[-1][1]) if found else None
+
+
+def pod_subject(pod: dict[str, Any], owners: dict[str, str]) -> str:
+    """The workload a pod's evidence belongs to: its owner as listed (pod_services), else its
+    own component labels, else its controller's name, else what its name's shape says."""
+    name = str(meta(pod).get("name", ""))
+    if name in owners:
+        return owners[name]
+    labels = meta(pod).get("labels") or {}
+    if any(labels.get(k) for k in ("app.kubernetes.io/name", "app", "k8s-app", "service")):
+        return service_of(pod)
+    refs = meta(pod).get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    if ref and ref.get("name"):
+        owner = str(ref["name"])
+        if ref.get("kind") == "ReplicaSet":  # <deployment>-<pod-template-hash>
+            suffix = labels.get("pod-template-hash")
+            if suffix and owner.endswith(f"-{suffix}"):
+                return owner.removesuffix(f"-{suffix}")
+            return owner.rsplit("-", 1)[0] if "-" in owner else owner
+        return owner
+    return pod_owner(name)[1] if name else "?"
 
 
 def pod_services(objs: Objects) -> dict[str, str]:

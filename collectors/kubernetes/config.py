@@ -11,7 +11,7 @@ from collectors.kubernetes.common import (
     WORKLOAD_RESOURCES,
     Objects,
     change_score,
-    last_change,
+    changed_by,
     meta,
     service_of,
     ts,
@@ -51,17 +51,22 @@ def config_changes(ns: str, objs: Objects, window: TimeWindow) -> list[EvidenceI
                 users.setdefault(ref, set()).add(service_of(wl))
     items = []
     for cm in objs["configmaps"]:
-        changed = last_change(cm)
+        last = changed_by(cm)
         name = meta(cm).get("name", "")
         created = ts(meta(cm).get("creationTimestamp"))
-        if changed is None or changed == created or not since <= changed <= window.end:
+        if last is None:
+            continue
+        changed, manager = last
+        if changed == created or not since <= changed <= window.end:
             continue
         for svc in sorted(users.get(("configmaps", name), set())):
             items.append(
                 EvidenceItem(
                     id=f"config-{ns}-{name}-{svc}",
                     kind="config_change",
-                    summary=f"ConfigMap {ns}/{name}, read by {svc}, changed at {changed:%H:%M:%S}",
+                    summary=f"ConfigMap {ns}/{name}, read by {svc}, changed by {manager} "
+                    f"at {changed:%H:%M:%S}",
+                    detail=f"last write by {manager} at {changed.isoformat()}",
                     subject=svc,
                     timestamp=changed,
                     score=change_score(changed, window.onset) * 0.9,
@@ -105,9 +110,11 @@ def policy_changes(
     workloads = [(service_of(w), pod_labels(w)) for k in WORKLOAD_RESOURCES for w in objs[k]]
     items = []
     for policy in policies:
-        changed = last_change(policy)
-        if changed is None or not since <= changed <= window.end:
+        last = changed_by(policy)
+        if last is None or not since <= last[0] <= window.end:
             continue
+        changed, manager = last
+        verb = "created" if changed == ts(meta(policy).get("creationTimestamp")) else "changed"
         name = meta(policy).get("name", "")
         spec = policy.get("spec") or {}
         selector = spec.get("podSelector") or {}
@@ -122,8 +129,10 @@ def policy_changes(
                     id=f"netpol-{ns}-{name}-{subject}",
                     kind="config_change",
                     summary=f"NetworkPolicy {ns}/{name} ({types}) selecting "
-                    f"{', '.join(chosen) or 'no workload'} changed at {changed:%H:%M:%S}",
-                    detail=f"podSelector {selector or '{} (every pod in the namespace)'}",
+                    f"{', '.join(chosen) or 'no workload'} {verb} by {manager} "
+                    f"at {changed:%H:%M:%S}",
+                    detail=f"podSelector {selector or '{} (every pod in the namespace)'}; "
+                    f"last write by {manager} at {changed.isoformat()}",
                     subject=subject,
                     timestamp=changed,
                     score=round(change_score(changed, window.onset) * factor, 4),

@@ -9,7 +9,8 @@ from collectors.kubernetes.common import (
     Objects,
     meta,
     pod_services,
-    service_of,
+    pod_subject,
+    recency,
     ts,
 )
 from collectors.sources import KubeSource
@@ -44,7 +45,7 @@ async def node_conditions(source: KubeSource, window: TimeWindow) -> list[Eviden
                         detail=cond.get("message", ""),
                         subject=name,
                         timestamp=at,
-                        score=0.8,
+                        score=round(0.8 * recency(at, window), 4),
                         fault_hint="node_failure",
                     )
                 )
@@ -58,7 +59,7 @@ def on_bad_nodes(ns: str, objs: Objects, bad_nodes: dict[str, EvidenceItem]) -> 
     for pod in objs["pods"]:
         node = (pod.get("spec") or {}).get("nodeName")
         if node in bad_nodes:
-            svc = owners.get(meta(pod).get("name", ""), service_of(pod))
+            svc = pod_subject(pod, owners)
             hit.setdefault((svc, node), []).append(meta(pod).get("name", ""))
     return [
         EvidenceItem(

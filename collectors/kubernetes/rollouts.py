@@ -4,6 +4,7 @@ and DaemonSets shortly before the onset."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from collectors.contracts import EvidenceItem, TimeWindow
@@ -11,12 +12,15 @@ from collectors.kubernetes.common import (
     CHANGE_LOOKBACK,
     Objects,
     change_score,
+    changed_by,
     meta,
     service_of,
     ts,
 )
 
 NO_CHANGE = "no pod template change"
+# A workload write this long before a new revision may be what made it.
+ACTOR_WINDOW = timedelta(minutes=10)
 # A restart or a scale runs the same code and configuration: a weaker suspect than a change.
 RESTART_FACTOR = 0.5
 _SECRETISH = re.compile(r"secret|password|token|credential", re.IGNORECASE)
@@ -68,6 +72,15 @@ def rollout_hint(diff: list[str]) -> str:
     return "bad_rollout"
 
 
+def _actor(workload: dict[str, Any], at: datetime) -> str:
+    """Who changed the workload to cause the revision created ``at``: the manager of its
+    last write at that time (kubectl, Helm, Argo CD, Flux...), from its managedFields."""
+    found = changed_by(workload, at)
+    if found is None or found[0] < at - ACTOR_WINDOW:
+        return ""
+    return f" (changed by {found[1]} at {found[0]:%H:%M:%S})"
+
+
 def rollouts(ns: str, objs: Objects, window: TimeWindow) -> list[EvidenceItem]:
     return _deployment_rollouts(ns, objs, window) + _revision_rollouts(ns, objs, window)
 
@@ -100,13 +113,14 @@ def _deployment_rollouts(ns: str, objs: Objects, window: TimeWindow) -> list[Evi
                     if minutes >= 0
                     else f"{-minutes:.0f} min after the onset"
                 )
+                by = _actor(deploy, created)
                 items.append(
                     EvidenceItem(
                         id=f"rollout-{ns}-{name}-rev{rev}",
                         kind="rollout",
-                        summary=f"Deployment {ns}/{name} rolled out revision {rev} {when}: "
-                        + "; ".join(diff[:3]),
-                        detail="\n".join(diff),
+                        summary=f"Deployment {ns}/{name} rolled out revision {rev} {when}"
+                        f"{by}: " + "; ".join(diff[:3]),
+                        detail="\n".join([*diff, *([by.strip()] if by else [])]),
                         subject=service_of(deploy),
                         timestamp=created,
                         score=change_score(created, window.onset)
@@ -142,7 +156,8 @@ def _revision_rollouts(ns: str, objs: Objects, window: TimeWindow) -> list[Evide
                             id=f"rollout-{ns}-{wl_name}-rev{cr.get('revision')}",
                             kind="rollout",
                             summary=f"{kind[:-1].capitalize()} {ns}/{wl_name} rolled out "
-                            f"revision {cr.get('revision')}",
+                            f"revision {cr.get('revision')} at {created:%H:%M:%S}"
+                            + _actor(wl, created),
                             subject=service_of(wl),
                             timestamp=created,
                             score=change_score(created, window.onset),

@@ -14,7 +14,8 @@ FORMS = {
     "Converts ChangeRCA cases (SRC: the dataset's folder, one sub-folder per case with its "
     "rollout plan, per-pod metrics and ground truth) into triage scenarios under DEST, which "
     "`triage eval DEST` then scores.",
-    "generate-corpus": "usage: triage eval generate-corpus DEST [--seed N]\n\n"
+    "generate-corpus": "usage: triage eval generate-corpus DEST [--seed N] "
+    "[--conventions ours|real-world]\n\n"
     "Writes the synthetic Kubernetes fault corpus (every fault kind, with decoys) into DEST; "
     "the same seed gives the same files.",
 }
@@ -57,6 +58,13 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=7, help="generate-corpus: random seed")
     p.add_argument(
+        "--conventions",
+        choices=["ours", "real-world"],
+        default="ours",
+        help="generate-corpus: our labels (service, namespace), or each case relabelled as "
+        "Istio, OpenTelemetry, kube-state-metrics or Helm stacks write them",
+    )
+    p.add_argument(
         "--delay",
         type=float,
         default=60,
@@ -81,7 +89,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             raise SystemExit("usage: triage eval generate-corpus DEST [--seed N]")
         from triage_lab.corpus import generate_corpus
 
-        made = generate_corpus(Path(target[1]), seed=args.seed)
+        made = generate_corpus(Path(target[1]), seed=args.seed, conventions=args.conventions)
         print(f"generated {len(made)} scenario(s) into {target[1]}")
         return 0
     if len(target) != 1:

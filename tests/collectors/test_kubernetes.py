@@ -313,3 +313,204 @@ async def test_event_hints_follow_what_the_message_says(collect):
         "search-index": "scheduling",  # the ReplicaSet's Deployment, not a mangled name
         "orders-db": "crash_loop",  # a StatefulSet's pod: <name>-<ordinal>
     }
+
+
+# Time-aware evidence: every signal knows when it began; what began long before the window is
+# background and weighs little beside what began at the onset.
+
+
+def crashing(restarts: int, finished: float, waiting: str | None = "CrashLoopBackOff") -> Obj:
+    container: Obj = {
+        "name": "main",
+        "restartCount": restarts,
+        "lastState": {
+            "terminated": {
+                "reason": "Error",
+                "exitCode": 1,
+                "startedAt": stamp(finished - 0.5),
+                "finishedAt": stamp(finished),
+            }
+        },
+        "state": {"waiting": {"reason": waiting}} if waiting else {"running": {}},
+    }
+    return {"phase": "Running", "containerStatuses": [container]}
+
+
+def new_errors(subject: str) -> EvidenceItem:
+    return EvidenceItem(
+        id=f"logs-{subject}-new",
+        kind="log_pattern",
+        summary=f"new error template in {subject}: upstream connect error",
+        subject=subject,
+        score=0.6,
+    )
+
+
+async def top_suspect(items: list[EvidenceItem]) -> str:
+    from collectors.contracts import Evidence
+    from triage.analyse.heuristic import HeuristicAnalyzer
+
+    evidence = [Evidence(collector="kubernetes", status="ok", items=items)]
+    rca = await HeuristicAnalyzer().analyze(incident(), evidence)
+    return rca.root_cause.component
+
+
+def fresh_rollout_of_web() -> tuple[list[Obj], list[Obj]]:
+    return [deployment("web")], [
+        replicaset("web", 1, -600, "web:1"),
+        replicaset("web", 2, -4, "web:2"),
+    ]
+
+
+async def test_a_restart_from_weeks_ago_is_history_not_a_current_failure(collect):
+    deployments, replicasets = fresh_rollout_of_web()
+    weeks = -60 * 24 * 21
+    objects = KubeObjects(
+        deployments=[deployment("cart"), *deployments],
+        replicasets=replicasets,
+        pods=[
+            # The alerting service's pod restarted once, three weeks ago, and runs since.
+            pod("cart-1", "cart", status=crashing(1, weeks, waiting=None)),
+            # The new revision's pod fails now.
+            pod("web-2-abcde", "web", status=crashing(1, 2, waiting=None)),
+        ],
+    )
+    items = await collect(objects)
+    states = {i.subject: i for i in by_id(items, "podstate-")}
+    assert "cart" not in states  # a termination before the window is no current failure
+    assert states["web"].timestamp is not None
+    assert states["web"].timestamp >= WINDOW.start and states["web"].score >= 0.6
+    assert await top_suspect([*items, new_errors("web")]) == "web"
+
+
+async def test_a_crash_loop_going_on_for_hours_is_background_to_a_fresh_change(collect):
+    deployments, replicasets = fresh_rollout_of_web()
+    looping = pod("cart-1", "cart", status=crashing(40, -2))
+    looping["metadata"]["creationTimestamp"] = stamp(-60 * 24)
+    objects = KubeObjects(
+        deployments=[deployment("cart"), *deployments],
+        replicasets=replicasets,
+        pods=[looping],
+        events=[event("BackOff", "cart-1", -180, -1, count=40)],
+    )
+    items = await collect(objects)
+    states = by_id(items, "podstate-")  # the waiting loop and its last termination
+    assert {i.id for i in states} == {
+        "podstate-shop-cart-CrashLoopBackOff",
+        "podstate-shop-cart-Error",
+    }
+    (backoff,) = by_id(items, "event-")
+    for item in (*states, backoff):
+        assert item.subject == "cart"
+        assert item.timestamp is not None and item.timestamp <= ONSET - timedelta(hours=2)
+        assert "background" in item.summary
+        assert item.score < 0.2
+    (rollout,) = by_id(items, "rollout-")
+    assert rollout.score > 0.8
+    assert await top_suspect([*items, new_errors("web")]) == "web"
+
+
+async def test_a_crash_loop_that_began_at_the_onset_weighs_fully(collect):
+    objects = KubeObjects(
+        deployments=[deployment("cart")],
+        pods=[pod("cart-1", "cart", status=crashing(6, 8))],
+        events=[event("BackOff", "cart-1", 1, 8, count=12)],
+    )
+    items = await collect(objects)
+    state, _ = sorted(by_id(items, "podstate-"), key=lambda i: -i.score)
+    (backoff,) = by_id(items, "event-")
+    assert state.id.endswith("CrashLoopBackOff")
+    assert state.score >= 0.8 and "background" not in state.summary
+    assert state.timestamp is not None and state.timestamp >= WINDOW.start
+    assert backoff.timestamp == ONSET + timedelta(minutes=1) and backoff.score >= 0.6
+
+
+async def test_an_ongoing_event_series_is_background_unless_new_series_join(collect):
+    objects = KubeObjects(
+        pods=[pod("cart-1", "cart"), pod("web-1", "web"), pod("web-2", "web")],
+        events=[
+            event("Unhealthy", "cart-1", -300, 0, count=300),
+            event("Unhealthy", "web-1", -300, 0, count=300),
+            event("Unhealthy", "web-2", -2, 0, count=3),  # a new series at the onset
+        ],
+    )
+    events = {i.subject: i for i in by_id(await collect(objects), "event-")}
+    assert events["cart"].score < 0.2 and "background" in events["cart"].summary
+    assert events["web"].score >= 0.6 and events["web"].timestamp == ONSET - timedelta(minutes=2)
+    assert "3x Unhealthy" in events["web"].summary
+
+
+async def test_a_network_policy_a_gitops_controller_created_at_the_onset_names_it(collect):
+    created = policy("deny-cart", {"matchLabels": {"app": "cart"}}, changed=-1)
+    created["metadata"]["creationTimestamp"] = stamp(-1)
+    created["metadata"]["managedFields"] = [
+        {"manager": "argocd-controller", "operation": "Apply", "time": stamp(-1)}
+    ]
+    # No managedFields at all: its creation is its change.
+    bare = policy("deny-web", {"matchLabels": {"app": "web"}}, changed=0)
+    bare["metadata"]["creationTimestamp"] = stamp(-2)
+    del bare["metadata"]["managedFields"]
+    objects = KubeObjects(
+        deployments=[deployment("cart"), deployment("web")], networkpolicies=[created, bare]
+    )
+    items = {i.subject: i for i in by_id(await collect(objects), "netpol-")}
+    cart = items["cart"]
+    assert cart.change == "networkpolicy/deny-cart" and cart.kind == "config_change"
+    assert "created by argocd-controller at 11:59:00" in cart.summary
+    assert "argocd-controller" in cart.detail
+    assert cart.timestamp == ONSET - timedelta(minutes=1) and cart.score > 0.9
+    assert items["web"].timestamp == ONSET - timedelta(minutes=2)
+
+
+async def test_a_change_names_who_made_it(collect):
+    cart = deployment("cart")
+    cart["metadata"]["managedFields"] = [
+        {"manager": "helm", "operation": "Update", "time": stamp(-600)},
+        {
+            "manager": "kube-controller-manager",
+            "operation": "Update",
+            "time": stamp(-3),
+            "subresource": "status",
+        },
+        {"manager": "kubectl-edit", "operation": "Update", "time": stamp(-5)},
+    ]
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(
+            "cart-config",
+            managedFields=[
+                {"manager": "kustomize-controller", "operation": "Apply", "time": stamp(-6)}
+            ],
+        ),
+    }
+    cart["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "cfg", "configMap": {"name": "cart-config"}}
+    ]
+    objects = KubeObjects(
+        deployments=[cart],
+        replicasets=[replicaset("cart", 1, -600, "cart:1"), replicaset("cart", 2, -5, "cart:2")],
+        configmaps=[config],
+    )
+    items = await collect(objects)
+    (rollout,) = by_id(items, "rollout-")
+    assert "changed by kubectl-edit at 11:55:00" in rollout.summary
+    (changed,) = by_id(items, "config-")
+    assert "changed by kustomize-controller at 11:54:00" in changed.summary
+
+
+async def test_a_statefulset_pods_failure_is_the_statefulsets(collect):
+    owner = [
+        {"kind": "StatefulSet", "name": "orders-db", "apiVersion": "apps/v1", "controller": True}
+    ]
+    db = pod("orders-db-0", "orders-db", status=crashing(5, 3))
+    db["metadata"]["labels"] = {}  # nothing but its owner says what it belongs to
+    db["metadata"]["ownerReferences"] = owner
+    objects = KubeObjects(
+        pods=[db],
+        events=[event("BackOff", "orders-db-0", 0, 3, count=5)],
+    )
+    items = await collect(objects)
+    found = by_id(items, "podstate-") + by_id(items, "event-")
+    assert found and {i.subject for i in found} == {"orders-db"}
+    assert all("orders-db-0" not in i.id for i in found)

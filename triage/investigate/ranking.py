@@ -37,6 +37,7 @@ _SIGNAL_OF_KIND = {
     "rollout": "change",
     "config_change": "change",
     "version_split": "version_split",
+    "version_same": "version_same",
     "metric_shift": "anomaly",
     "edge_shift": "anomaly",
     "traffic_shift": "load",
@@ -73,6 +74,12 @@ _CORROBORATING = (
     "blamed",
     "frontier",
 )
+# New pods measured against old pods at the same moments and found no worse: the change is
+# more likely a benign concurrent one; this much of its weight goes at full confidence.
+BENIGN_DISCOUNT = 0.6
+# A change that began after the first alert started explains little of it.
+AFTER_ONSET = 0.5
+_SHARED = ("anomaly", "onset_order")
 # Golden-signal shifts at least this strong say a component is hurting, not merely busy.
 HARM = 0.5
 
@@ -117,12 +124,16 @@ def rank(
         return []
     signals: dict[str, dict[str, float]] = defaultdict(dict)
     support: dict[str, list[EvidenceItem]] = defaultdict(list)
+    onset = incident.onset().timestamp()
     for item in items:
         signal = _SIGNAL_OF_KIND.get(item.kind)
         if signal is None:
             continue
+        score = item.score
+        if signal == "change" and item.timestamp and item.timestamp.timestamp() > onset + 30:
+            score *= AFTER_ONSET  # the alert was already firing: it cannot have started it
         s = signals[item.subject]
-        s[signal] = max(s.get(signal, 0.0), item.score)
+        s[signal] = max(s.get(signal, 0.0), score)
         support[item.subject].append(item)
 
     _onset_order(items, signals)
@@ -151,10 +162,17 @@ def rank(
 
     suspects = []
     for comp, sig in signals.items():
-        if "change" in sig and not any(k in sig for k in _CORROBORATING):
+        same = sig.pop("version_same", 0.0)
+        if "change" in sig and "version_split" not in sig:
+            sig["change"] *= 1 - BENIGN_DISCOUNT * same
+        # Trouble that hits old and new pods alike says nothing about the new version.
+        corroborating = [k for k in _CORROBORATING if not same or k not in _SHARED]
+        if "change" in sig and not any(k in sig for k in corroborating):
             sig["change"] *= 0.5  # a benign concurrent change looks just like this
-        if not any(k in sig for k in _CAUSAL):
-            # Only symptoms: a component that merely suffers ranks below one that did something.
+        causal = [k for k in _CAUSAL if k in sig]
+        if not causal or (same and causal == ["change"]):
+            # Only symptoms (or a change its own pods show benign): a component that merely
+            # suffers ranks below one that did something.
             for k in ("anomaly", "onset_order"):
                 if k in sig:
                     sig[k] *= 0.5
