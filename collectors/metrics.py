@@ -19,6 +19,7 @@ from collectors.contracts import (
     IncidentView,
     TimeWindow,
 )
+from collectors.golden import derive
 from collectors.identity import identify, namespace_of
 from collectors.prometheus import expr_from_generator_url, shift_score
 from collectors.sources import MetricSource, Series
@@ -42,8 +43,14 @@ _SIGNAL_WEIGHT = (
 _EXPIRY = re.compile(r"not_after|cert.*expir|expir.*cert", re.IGNORECASE)
 
 
+# Latency derived from histograms and summaries (collectors.golden): p99(x), p50(x), mean(x).
+_DERIVED_LATENCY = re.compile(r"(p\d+(\.\d+)?|mean)\(")
+
+
 def signal_weight(metric: str) -> float:
     name = metric.lower()
+    if _DERIVED_LATENCY.match(name) and "node_" not in name:
+        return 1.0
     for words, weight in _SIGNAL_WEIGHT:
         if any(w in name for w in words):
             return weight
@@ -57,7 +64,9 @@ _EDGE_LABELS = (
     ("deployment", "dst_deployment"),
 )
 # Traffic says how much load a service gets, not that it is hurting.
-_TRAFFIC = re.compile(r"request_rate|requests_total|_rps\b|^rps|qps|throughput", re.IGNORECASE)
+_TRAFFIC = re.compile(
+    r"request_rate|requests_total|_rps\b|^rps|qps|throughput|^rate\(", re.IGNORECASE
+)
 
 
 def edge_of(labels: dict[str, str]) -> tuple[str, str] | None:
@@ -134,12 +143,15 @@ class MetricsCollector:
         step_s: float = 60,
         selectors: tuple[str, ...] = DEFAULT_SELECTORS,
         lead_s: float = 600,
+        golden: bool = True,
     ) -> None:
         self._source = source
         self._step = step_s
         # Alerts fire after `for:` durations and evaluation delays: the trouble starts before.
         self._lead = lead_s
         self._selectors = selectors
+        # Counters as rates, histograms as quantiles (collectors.golden); off = raw values.
+        self._golden = golden
 
     async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
@@ -173,10 +185,9 @@ class MetricsCollector:
                 duration_s=time.monotonic() - started,
             )
         onset = window.onset.timestamp() - self._lead
-        items = self._expired(list(series.values()), window.end.timestamp())
-        items += self._shifts(list(series.values()), onset) + version_items(
-            list(series.values()), onset
-        )
+        found = derive(list(series.values())) if self._golden else list(series.values())
+        items = self._expired(found, window.end.timestamp())
+        items += self._shifts(found, onset) + version_items(found, onset)
         items.sort(key=lambda i: i.id)
         return Evidence(
             collector=self.name,
@@ -221,7 +232,7 @@ class MetricsCollector:
                 EvidenceItem(
                     id="metric-" + hashlib.sha256(f"{svc}|{metric}".encode()).hexdigest()[:10],
                     kind="traffic_shift"
-                    if _TRAFFIC.search(metric)
+                    if _TRAFFIC.search(metric) and signal_weight(metric) < 1.0
                     else "edge_shift"
                     if edge_of(s.labels)
                     else "metric_shift",

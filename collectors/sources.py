@@ -297,6 +297,10 @@ KUBE_PATHS = {
     "controllerrevisions": ("/apis/apps/v1", True),
     "horizontalpodautoscalers": ("/apis/autoscaling/v2", True),
     "networkpolicies": ("/apis/networking.k8s.io/v1", True),
+    "resourcequotas": ("/api/v1", True),
+    "limitranges": ("/api/v1", True),
+    "persistentvolumeclaims": ("/api/v1", True),
+    "endpointslices": ("/apis/discovery.k8s.io/v1", True),
 }
 
 # KUBE_PATHS kinds no collector lists: the fixture server serves them for other readers, and
@@ -361,6 +365,26 @@ _KUBE_METHODS = {
         "NetworkingV1Api",
         "list_namespaced_network_policy",
         "list_network_policy_for_all_namespaces",
+    ),
+    "resourcequotas": (
+        "CoreV1Api",
+        "list_namespaced_resource_quota",
+        "list_resource_quota_for_all_namespaces",
+    ),
+    "limitranges": (
+        "CoreV1Api",
+        "list_namespaced_limit_range",
+        "list_limit_range_for_all_namespaces",
+    ),
+    "persistentvolumeclaims": (
+        "CoreV1Api",
+        "list_namespaced_persistent_volume_claim",
+        "list_persistent_volume_claim_for_all_namespaces",
+    ),
+    "endpointslices": (
+        "DiscoveryV1Api",
+        "list_namespaced_endpoint_slice",
+        "list_endpoint_slice_for_all_namespaces",
     ),
 }
 

@@ -35,7 +35,7 @@ MIN_LATENCY_RATIO = 1.5
 MIN_MATCHED = {"errors": 1, "latency": 2}
 # Golden-signal families; errors/success rates come before latency.
 _ERRORS = ("success", "error", "fail", "5xx", "availability")
-_LATENCY = ("latency", "duration")
+_LATENCY = ("latency", "duration", "p99(", "p50(", "mean(")
 _LOWER_IS_WORSE = ("success", "availability")
 FAMILY_WEIGHT = {"errors": 1.0, "latency": 0.6}
 

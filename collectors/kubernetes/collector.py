@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
 from collectors.kubernetes.autoscalers import autoscalers_at_max
 from collectors.kubernetes.common import scope_namespaces
 from collectors.kubernetes.config import config_changes, policy_changes
+from collectors.kubernetes.endpoints import endpointless
 from collectors.kubernetes.events import warning_events
 from collectors.kubernetes.nodes import node_conditions, on_bad_nodes
 from collectors.kubernetes.pods import pod_states
+from collectors.kubernetes.quotas import quota_blocks
 from collectors.kubernetes.rollouts import rollouts
+from collectors.kubernetes.scheduling import unschedulable
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
 
@@ -28,6 +32,15 @@ _KINDS = (
     "events",
     "configmaps",
     "horizontalpodautoscalers",
+)
+# Listed too, but RBAC granted before they were collected may lack them: the rest still stands.
+_OPTIONAL_KINDS = (
+    "networkpolicies",
+    "services",
+    "resourcequotas",
+    "limitranges",
+    "persistentvolumeclaims",
+    "endpointslices",
 )
 
 
@@ -77,14 +90,27 @@ class KubernetesCollector:
     ) -> list[EvidenceItem]:
         listed = await asyncio.gather(*(self._source.list(k, ns) for k in _KINDS))
         objs = dict(zip(_KINDS, listed, strict=True))
+        optional = await asyncio.gather(
+            *(self._source.list(k, ns) for k in _OPTIONAL_KINDS), return_exceptions=True
+        )
+        extra: dict[str, list[dict[str, Any]] | None] = {}
+        for kind, result in zip(_OPTIONAL_KINDS, optional, strict=True):
+            if isinstance(result, CollectorError):
+                extra[kind] = None  # older RBAC without it: the rest still stands
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                extra[kind] = result
         items = rollouts(ns, objs, window)
         items += config_changes(ns, objs, window)
-        try:
-            policies = await self._source.list("networkpolicies", ns)
-            items += policy_changes(ns, objs, policies, window)
-        except CollectorError:
-            pass  # older RBAC without networkpolicies: the rest still stands
+        if extra["networkpolicies"] is not None:
+            items += policy_changes(ns, objs, extra["networkpolicies"], window)
         items += pod_states(ns, objs, window)
+        items += unschedulable(ns, objs, extra["persistentvolumeclaims"] or [], window)
+        items += quota_blocks(
+            ns, objs, extra["resourcequotas"] or [], extra["limitranges"] or [], window
+        )
+        items += endpointless(ns, objs, extra["services"] or [], extra["endpointslices"], window)
         items += warning_events(ns, objs, window, sorted(bad_nodes))
         items += autoscalers_at_max(ns, objs["horizontalpodautoscalers"])
         items += on_bad_nodes(ns, objs, bad_nodes)

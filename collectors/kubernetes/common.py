@@ -165,3 +165,8 @@ def pod_services(objs: Objects) -> dict[str, str]:
             if svc:
                 out[meta(pod).get("name", "")] = svc
     return out
+
+
+def selector_matches_labels(selector: dict[str, str], labels: dict[str, Any]) -> bool:
+    """A Service's equality selector (``spec.selector``) against an object's labels."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

@@ -61,6 +61,10 @@ class LogStream(BaseModel):
     lines: list[str] = Field(description="RFC 3339 timestamp, a space, the message")
 
 
+# Kinds added after the first corpora were written (quotas, storage, endpoints).
+LATER_KINDS = ("resourcequotas", "limitranges", "persistentvolumeclaims", "endpointslices")
+
+
 class KubeObjects(BaseModel):
     """Raw API objects by plural resource name: the same JSON the API server would return."""
 
@@ -78,6 +82,10 @@ class KubeObjects(BaseModel):
     events: list[dict[str, Any]] = Field(default_factory=list)
     services: list[dict[str, Any]] = Field(default_factory=list)
     networkpolicies: list[dict[str, Any]] = Field(default_factory=list)
+    resourcequotas: list[dict[str, Any]] = Field(default_factory=list)
+    limitranges: list[dict[str, Any]] = Field(default_factory=list)
+    persistentvolumeclaims: list[dict[str, Any]] = Field(default_factory=list)
+    endpointslices: list[dict[str, Any]] = Field(default_factory=list)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         objects: list[dict[str, Any]] = getattr(self, kind)
@@ -209,7 +217,13 @@ def write_scenario(
     dump(SCENARIO_FILE, meta)
     dump("truth.json", truth)
     if kubernetes is not None:
-        dump("kubernetes.json", kubernetes, compact=True)
+        objects = kubernetes.model_dump(mode="json")
+        for kind in LATER_KINDS:  # written only when present: older scenarios stay as they were
+            if not objects[kind]:
+                del objects[kind]
+        (directory / "kubernetes.json").write_text(
+            json.dumps(objects, separators=(",", ":"), sort_keys=True) + "\n"
+        )
     if logs:
         dump("logs.json", [s.model_dump(mode="json") for s in logs], compact=True)
     if metrics:

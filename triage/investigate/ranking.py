@@ -27,6 +27,9 @@ WEIGHTS = {
     "node": 0.6,  # node conditions
     "capacity": 0.5,  # autoscaler pinned at max
     "expired": 0.75,  # a certificate past its expiry
+    "quota": 0.9,  # a namespace ResourceQuota / LimitRange refuses its pods
+    "unschedulable": 0.85,  # its pods wait for a node: requests, affinity, taints, a PVC
+    "no_endpoints": 0.85,  # a Service meant for it has no ready endpoint (or it is at 0)
     "blamed": 0.45,  # other components' errors name it
     "common_cause": 0.6,  # several failing components name it
     "topology": 0.15,  # close to the alerting service, downstream of it
@@ -47,12 +50,18 @@ _SIGNAL_OF_KIND = {
     "node_condition": "node",
     "hpa": "capacity",
     "expired_cert": "expired",
+    "quota": "quota",
+    "unschedulable": "unschedulable",
+    "no_endpoints": "no_endpoints",
 }
 _KINDS = set(get_args(FaultKind))
 # Signals that say a component did something, rather than that it suffers.
 _CAUSAL = (
     "common_cause",
     "expired",
+    "quota",
+    "unschedulable",
+    "no_endpoints",
     "change",
     "version_split",
     "pod_failure",
@@ -66,6 +75,8 @@ _CAUSAL = (
 # A change only explains an incident if something around it misbehaves.
 _CORROBORATING = (
     "version_split",
+    "unschedulable",
+    "no_endpoints",
     "anomaly",
     "new_errors",
     "pod_failure",

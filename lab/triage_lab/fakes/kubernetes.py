@@ -47,6 +47,10 @@ _LIST_KINDS = {
     "controllerrevisions": "ControllerRevisionList",
     "horizontalpodautoscalers": "HorizontalPodAutoscalerList",
     "networkpolicies": "NetworkPolicyList",
+    "resourcequotas": "ResourceQuotaList",
+    "limitranges": "LimitRangeList",
+    "persistentvolumeclaims": "PersistentVolumeClaimList",
+    "endpointslices": "EndpointSliceList",
 }
 _PLURALS = {kind.removesuffix("List"): plural for plural, kind in _LIST_KINDS.items()}
 
