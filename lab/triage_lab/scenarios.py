@@ -200,7 +200,9 @@ def write_scenario(
     """Used by the importer and the corpus generator; output is byte-stable for equal input."""
     directory.mkdir(parents=True, exist_ok=True)
 
-    def dump(name: str, model: BaseModel | list[Any], *, compact: bool = False) -> None:
+    def dump(
+        name: str, model: BaseModel | list[Any] | dict[str, Any], *, compact: bool = False
+    ) -> None:
         data = (
             model.model_dump(mode="json", exclude_defaults=False)
             if isinstance(model, BaseModel)
@@ -221,9 +223,7 @@ def write_scenario(
         for kind in LATER_KINDS:  # written only when present: older scenarios stay as they were
             if not objects[kind]:
                 del objects[kind]
-        (directory / "kubernetes.json").write_text(
-            json.dumps(objects, separators=(",", ":"), sort_keys=True) + "\n"
-        )
+        dump("kubernetes.json", objects, compact=True)
     if logs:
         dump("logs.json", [s.model_dump(mode="json") for s in logs], compact=True)
     if metrics:

@@ -72,19 +72,17 @@ def right(result: CaseResult) -> bool:
 BINS = [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 1.0)]
 
 
+def _in_bin(confidence: float, lo: float, hi: float) -> bool:
+    return lo <= confidence < hi or (hi == 1.0 and confidence == 1.0)
+
+
 def calibration(results: list[CaseResult]) -> dict[str, Any]:
     """Brier score of the confidence against "named first and right", and per confidence bin
     how many drafts there were and how many of them were right."""
     scored = [r for r in results if r.confidence is not None]
     table = []
     for lo, hi in BINS:
-        inside = [
-            r
-            for r in scored
-            if r.confidence is not None
-            and lo <= r.confidence
-            and (r.confidence < hi or (hi == 1.0 and r.confidence <= hi))
-        ]
+        inside = [r for r in scored if _in_bin(r.confidence or 0.0, lo, hi)]
         hits = sum(right(r) for r in inside)
         table.append(
             {
