@@ -127,7 +127,7 @@ async def drive(
             await bus.mutate_incident(inc, lambda s, state=state: state if s is None else None)
         started = time.monotonic()
         for first, _, _ in work.values():
-            await bus.publish_model(bus.subjects.deliver, first, msg_id(first))
+            await bus.publish_delivery(first, msg_id(first))
         followed: set[str] = set()
         replies: set[tuple[str, str, int]] = set()
         seen = 0
@@ -139,7 +139,7 @@ async def drive(
                     replies.add((inc, kind, rev))
                 elif inc in work and inc not in followed:
                     for request in work[inc][1:]:
-                        await bus.publish_model(bus.subjects.deliver, request, msg_id(request))
+                        await bus.publish_delivery(request, msg_id(request))
                     followed.add(inc)
             if all((inc, "draft", 2) in replies and (inc, "resolve", 1) in replies for inc in work):
                 # The resolve's redraw of the parent is its last call: wait for it too.

@@ -185,6 +185,8 @@ _ROWS: tuple[_Row, ...] = (
             ("daemonset", "DaemonSet"),
             ("cronjob", "CronJob"),
             ("job_name", "Job"),
+            # KubeHpaMaxedOut and its kin: an autoscaler is named after what it scales, as a rule.
+            ("horizontalpodautoscaler", None),
         ),
         (),
     ),

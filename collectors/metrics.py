@@ -19,15 +19,21 @@ from collectors.contracts import (
     IncidentView,
     TimeWindow,
 )
-from collectors.golden import derive
+from collectors.golden import REQUEST_LABELS, derive
 from collectors.identity import identify, namespace_of
-from collectors.prometheus import expr_from_generator_url, shift_score
+from collectors.links import wire_hints
+from collectors.prometheus import expr_from_generator_url, rule_selectors, shift_score
+from collectors.rollup import rollup
 from collectors.sources import MetricSource, Series
 from collectors.version_diff import version_items
 from triage.errors import CollectorError
 
+# A rule selects one status, bucket or quantile; the derivation needs the whole family.
+RULE_LABELS_DROPPED = REQUEST_LABELS | {"le", "quantile"}
 DEFAULT_SELECTORS = ('{namespace="$namespace"}',)
 MAX_SERIES = 5000
+# Samples at the end of the window a call edge's shift is also measured on.
+LATEST = 4
 # Metrics where a drop is the bad direction; for the rest a rise is.
 _LOWER_IS_WORSE = ("success", "availability", "throughput", "ready", "up")
 # Golden signals say a service is hurting; saturation only that it is busy; node-level series
@@ -47,8 +53,14 @@ _EXPIRY = re.compile(r"not_after|cert.*expir|expir.*cert", re.IGNORECASE)
 _DERIVED_LATENCY = re.compile(r"(p\d+(\.\d+)?|mean)\(")
 
 
+# How many requests a latency histogram counted is load, whatever "duration" its name says.
+_REQUEST_COUNT = re.compile(r"^rate\(.*_count\)$")
+
+
 def signal_weight(metric: str) -> float:
     name = metric.lower()
+    if _REQUEST_COUNT.match(name):
+        return 0.7
     if _DERIVED_LATENCY.match(name) and "node_" not in name:
         return 1.0
     for words, weight in _SIGNAL_WEIGHT:
@@ -85,9 +97,21 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
     service = labels.get("service")
     if service and service == labels.get("job"):
         service = None  # the exporter's own scrape target (kube-state-metrics), not a workload
+    if node := node_of(labels):
+        return node  # a node's own series (node-exporter, kubelet): about the node, not its job
     # Other stacks' vocabularies (Istio, OpenTelemetry, Helm, pod names): collectors.identity.
     who = identify(labels)
     return service or (edge[1] if edge else "") or (who.name if who else "") or ""
+
+
+_NODE_LABELS = ("node", "kubernetes_node", "nodename", "k8s_node_name")
+
+
+def node_of(labels: dict[str, str]) -> str:
+    """The node a series is about, when it is about a node rather than a workload on it."""
+    if any(k in labels for k in ("pod", "namespace", "service")):
+        return ""
+    return next((labels[k] for k in _NODE_LABELS if labels.get(k)), "")
 
 
 def expand(template: str, incident: IncidentView) -> list[tuple[str, str]]:
@@ -112,7 +136,11 @@ def expand(template: str, incident: IncidentView) -> list[tuple[str, str]]:
     return sorted({(template.replace("$namespace", ns), "") for ns, _ in targets})
 
 
-def worse_direction(metric: str) -> int:
+def worse_direction(metric: str, labels: dict[str, str] | None = None) -> int:
+    labels = labels or {}
+    if labels.get("condition") == "Ready" and "status" in labels:
+        # kube-state-metrics' condition series: Ready="true" falling is the node going away.
+        return -1 if labels["status"] == "true" else 1
     return -1 if any(w in metric.lower() for w in _LOWER_IS_WORSE) else 1
 
 
@@ -156,14 +184,18 @@ class MetricsCollector:
     async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
         # (query, the workload it was asked about, if any)
-        queries = [(q, wl) for template in self._selectors for q, wl in expand(template, incident)]
-        queries += sorted(
+        # The series the alerts' rules read, raw, whichever backend answers (see rule_selectors).
+        # First: they are few and the most specific, and a namespace past MAX_SERIES (a large
+        # one, bench/scale.py) must not crowd them out.
+        queries = sorted(
             {
-                (e, "")
+                (selector, "")
                 for a in incident.alerts.values()
                 if (e := expr_from_generator_url(a.generator_url))
+                for selector in rule_selectors(e, RULE_LABELS_DROPPED)
             }
         )
+        queries += [(q, wl) for template in self._selectors for q, wl in expand(template, incident)]
         series: dict[tuple[tuple[str, str], ...], Series] = {}
         errors = []
         for q, workload in queries:
@@ -186,8 +218,11 @@ class MetricsCollector:
             )
         onset = window.onset.timestamp() - self._lead
         found = derive(list(series.values())) if self._golden else list(series.values())
+        found += rollup(found)
         items = self._expired(found, window.end.timestamp())
-        items += self._shifts(found, onset) + version_items(found, onset)
+        shifts = self._shifts(found, onset)
+        shifts = wire_hints(found, shifts, onset, edge_of=edge_of, subject_of=subject_of)
+        items += shifts + version_items(found, onset)
         items.sort(key=lambda i: i.id)
         return Evidence(
             collector=self.name,
@@ -213,9 +248,18 @@ class MetricsCollector:
                 continue
             before = [v for t, v in s.points if t < onset and math.isfinite(v)]
             after = [v for t, v in s.points if t >= onset and math.isfinite(v)]
-            z, score = shift_score(before, after)
-            score *= signal_weight(metric)
-            if z * worse_direction(metric) <= 0:
+            # Bucket bounds grow about 2x apart: interpolating inside one says little below that.
+            resolution = 0.25 if _DERIVED_LATENCY.match(metric) else 0.05
+            z, score = shift_score(before, after, resolution)
+            if edge_of(s.labels) and signal_weight(metric) >= 1.0 and len(after) > LATEST:
+                # A call edge's latest minutes too: a link that slowed shortly before the alert
+                # shows only there, the calm minutes before it would outvote them.
+                z_late, late = shift_score(before, after[-LATEST:], resolution)
+                if late > score:
+                    z, score = z_late, late
+            # A node's own series says little about one workload on it, all about the node.
+            score *= 1.0 if node_of(s.labels) else signal_weight(metric)
+            if z * worse_direction(metric, s.labels) <= 0:
                 score = score * 0.2  # moving in the good direction is barely a symptom
             key = (svc, metric)
             edge = edge_of(s.labels)

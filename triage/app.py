@@ -38,7 +38,8 @@ from triage.analyse.redaction import Redactor
 from triage.bus.consumers import settle
 from triage.bus.embedded import EmbeddedNats
 from triage.bus.jetstream import Bus
-from triage.deliver.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink
+from triage.bus.subjects import LANES
+from triage.deliver.delivery import ConsoleSink, DeliveryStage, JsonlSink, Sink, lane_sinks
 from triage.deliver.feedback import SlackInteractions
 from triage.deliver.ownership import KubernetesOwnership, api_client
 from triage.deliver.routing import Router
@@ -46,6 +47,7 @@ from triage.deliver.slack import SLACK_ERRORS, SharedChannelPacer, SlackSink, we
 from triage.deliver.webhook_sink import WebhookSink
 from triage.errors import BrokerLost, ConfigError
 from triage.incidents.grouping import IncidentStage
+from triage.incidents.storm import Correlator
 from triage.ingest.receiver import Auth, WebhookReceiver
 from triage.investigate.investigation import InvestigationStage, Investigator
 from triage.models import AlertNotification, DeliveryRequest, InvestigationRequest
@@ -382,6 +384,9 @@ def _broker(
             incidents,
             settings.investigation,
             metrics,
+            correlator=Correlator(bus, settings.incidents, metrics, incidents)
+            if settings.incidents.correlation
+            else None,
         )
 
         async def on_alerts(msg: NatsMessage) -> None:
@@ -406,28 +411,34 @@ def _broker(
         subscribe("followups", bus.subjects.follow_up)(on_investigate("followups"))
 
     if "notify" in stages:
-        delivery = DeliveryStage(
-            bus,
-            router or Router.from_settings(settings.routing),
-            sinks,
-            metrics,
-            redactor=Redactor.from_settings(settings.redaction, metrics),
-        )
+        routes = router or Router.from_settings(settings.routing)
+        redactor = Redactor.from_settings(settings.redaction, metrics)
 
-        async def on_deliver(msg: NatsMessage) -> None:
-            async def work(req: DeliveryRequest) -> str:
-                return await delivery.handle(req, msg.in_progress)
+        def on_deliver(durable: str, delivery: DeliveryStage) -> Any:
+            async def handler(msg: NatsMessage) -> None:
+                async def work(req: DeliveryRequest) -> str:
+                    return await delivery.handle(req, msg.in_progress)
 
-            await settle(msg, "deliveries", DeliveryRequest, work, bus, metrics)
+                await settle(msg, durable, DeliveryRequest, work, bus, metrics)
 
-        subscribe("deliveries", bus.subjects.deliver)(on_deliver)
+            return handler
+
+        # One consumer per lane: Slack waiting for its channel budget holds neither the
+        # console, JSONL and webhook sinks nor the drafts queued behind it for them.
+        for lane in LANES:
+            stage = DeliveryStage(
+                bus, routes, lane_sinks(lane, sinks), metrics, redactor=redactor, lane=lane
+            )
+            subscribe(lane.durable, getattr(bus.subjects, lane.subject))(
+                on_deliver(lane.durable, stage)
+            )
 
     return broker
 
 
 async def _report_lag(bus: Bus, stages: frozenset[Stage]) -> None:
     durables = (["incidents", "investigations"] if "worker" in stages else []) + (
-        ["deliveries"] if "notify" in stages else []
+        [lane.durable for lane in LANES] if "notify" in stages else []
     )
     while True:
         await bus.report_lag(durables)

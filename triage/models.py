@@ -154,6 +154,18 @@ class Feedback(BaseModel):
     at: datetime
 
 
+class ChildRef(BaseModel):
+    """An Alertmanager group attached to a parent incident: what the parent's draft says of it."""
+
+    title: str
+    labels: dict[str, str] = Field(default_factory=dict, description="Its common labels")
+    services: list[str] = Field(default_factory=list)
+    alerts: int = 0
+    status: AlertStatus = "firing"
+    reason: str = Field("", description="Why it was attached (the correlation rule that held)")
+    at: datetime
+
+
 class IncidentState(BaseModel):
     """The incident as stored in the KV bucket; every change is a compare-and-set."""
 
@@ -177,11 +189,26 @@ class IncidentState(BaseModel):
     deliveries: list[DeliveryRef] = Field(default_factory=list)
     feedback: Feedback | None = Field(None, description="First verdict on the latest draft")
     notify_claim: Claim | None = Field(
-        None, description="The notifier replica delivering this incident now, and until when"
+        None,
+        description="Written only by notifiers older than the delivery lanes; a live one still "
+        "holds every lane",
+    )
+    notify_claims: dict[str, Claim] = Field(
+        default_factory=dict,
+        description="By delivery lane: the notifier replica delivering this incident there now, "
+        "and until when",
     )
     follow_up_episode: int = Field(0, description="Last episode a follow-up was scheduled for")
     follow_up_revision: int = Field(0, description="The revision that is that follow-up")
     last_cause: str = Field("", description="component|kind of the last delivered draft")
+    # Correlation across groups (triage.incidents.correlation).
+    parent_id: str | None = Field(None, description="The parent incident this group is part of")
+    attach_reason: str = ""
+    children: dict[str, ChildRef] = Field(default_factory=dict, description="by incident id")
+    notes: list[str] = Field(default_factory=list, description="Detached groups, and why")
+    lead: str = Field("", description="Leading suspect of its own cheap investigation")
+    reinvestigations: int = Field(0, description="Re-investigations owed to attached groups")
+    drafted_revision: int = Field(0, description="Latest revision whose draft was published")
 
     def firing(self) -> dict[str, AlertSnapshot]:
         return {fp: a for fp, a in self.alerts.items() if a.status == "firing"}
@@ -222,13 +249,17 @@ FaultKind = Literal[
     "probe_misconfiguration",  # readiness / liveness probe wrong
     "dependency_failure",  # database, cache, downstream service outage
     "node_failure",  # NotReady, eviction wave
-    "scheduling",  # quota, FailedScheduling
+    "scheduling",  # FailedScheduling: requests, affinity, taints no node satisfies
     "capacity",  # HPA at max replicas under load
     "certificate_expiry",
     "dns_failure",
     "network_policy",
     "crash_loop",  # crash loop with no change to blame
-    "network",
+    "network",  # added latency or loss on one service's or node's network
+    "quota",  # a namespace ResourceQuota / LimitRange refuses pods
+    "storage",  # a PersistentVolumeClaim that never binds, a volume that cannot mount
+    "routing",  # a Service / Ingress / Gateway route that reaches no ready pod
+    "control_plane",  # scheduler, controller-manager, CNI or another cluster component
     "unknown",
 ]
 
@@ -349,6 +380,10 @@ class DeliveryRequest(BaseModel):
     links: list[Link] = Field(default_factory=list, description="Graphs and runbooks of alerts")
     series: MetricSeries | None = None
     reason: str = Field("", description="Why this revision was investigated")
+    attached: dict[str, ChildRef] = Field(
+        default_factory=dict, description="Alert groups attached to this parent incident"
+    )
+    notes: list[str] = Field(default_factory=list, description="Groups detached, and why")
 
 
 class DeadLetter(BaseModel):

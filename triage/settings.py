@@ -22,7 +22,9 @@ class NatsSettings(BaseModel):
     embedded_monitor_port: int = Field(8222, description="Its monitoring port")
     stream: str = Field("TRIAGE", description="JetStream stream holding every triage subject")
     subject_prefix: str = Field(
-        "triage", description="Subjects: PREFIX.alerts, .investigate, .deliver, .deadletter.STAGE"
+        "triage",
+        description="Subjects: PREFIX.alerts, .investigate, .followup, .deliver, "
+        ".deliver.paced, .deadletter.STAGE",
     )
     replicas: int = Field(1, ge=1, le=5, description="Stream and KV replicas (3 in production)")
     retention: Literal["limits", "workqueue"] = Field(
@@ -66,6 +68,21 @@ class IngestSettings(BaseModel):
 
 class IncidentSettings(BaseModel):
     debounce_s: float = Field(30, ge=0, description="Wait before re-investigating a grown incident")
+    correlation: bool = Field(
+        True, description="Attach alert groups that share a cause to one parent incident"
+    )
+    correlation_window_s: float = Field(
+        900, ge=0, description="A group attaches to a parent first seen at most this long before"
+    )
+    correlation_confidence: float = Field(
+        0.5, ge=0, le=1, description="Least confidence of both leading suspects to call them one"
+    )
+    storm_debounce_s: float = Field(
+        10, ge=0, description="Wait after a group attaches before re-investigating its parent"
+    )
+    storm_reinvestigations: int = Field(
+        4, ge=0, description="Re-investigations of a parent owed to attached groups, at most"
+    )
 
 
 class InvestigationSettings(BaseModel):

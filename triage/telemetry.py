@@ -48,6 +48,17 @@ class Metrics:
             buckets=_SLOW,
             registry=r,
         )
+        self.correlations = Counter(
+            "triage_correlations",
+            "Alert groups placed by correlation: parent, attached, detached",
+            ["outcome"],
+            registry=r,
+        )
+        self.storm_reinvestigations = Counter(
+            "triage_storm_reinvestigations",
+            "Re-investigations of parent incidents requested because groups attached",
+            registry=r,
+        )
         self.deliveries = Counter(
             "triage_deliveries", "Deliveries by sink and outcome", ["sink", "outcome"], registry=r
         )

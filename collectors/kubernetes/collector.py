@@ -11,13 +11,16 @@ from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindo
 from collectors.kubernetes.autoscalers import autoscalers_at_max
 from collectors.kubernetes.common import scope_namespaces
 from collectors.kubernetes.config import config_changes, policy_changes
+from collectors.kubernetes.control_plane import control_plane
 from collectors.kubernetes.endpoints import endpointless
 from collectors.kubernetes.events import warning_events
 from collectors.kubernetes.nodes import node_conditions, on_bad_nodes
 from collectors.kubernetes.pods import pod_states
 from collectors.kubernetes.quotas import quota_blocks
 from collectors.kubernetes.rollouts import rollouts
+from collectors.kubernetes.routes import dead_routes
 from collectors.kubernetes.scheduling import unschedulable
+from collectors.kubernetes.storage import volume_trouble
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
 
@@ -41,6 +44,9 @@ _OPTIONAL_KINDS = (
     "limitranges",
     "persistentvolumeclaims",
     "endpointslices",
+    "ingresses",
+    "httproutes",
+    "leases",
 )
 
 
@@ -63,8 +69,9 @@ class KubernetesCollector:
             nodes, errors = [], [str(exc)]
         items += nodes
         bad_nodes = {i.subject: i for i in nodes}
+        seen: dict[str, dict[str, list[dict[str, Any]]]] = {}  # namespace -> what it listed
         results = await asyncio.gather(
-            *(self._namespace(ns, window, bad_nodes) for ns in namespaces),
+            *(self._namespace(ns, window, bad_nodes, seen) for ns in namespaces),
             return_exceptions=True,
         )
         for result in results:
@@ -74,6 +81,7 @@ class KubernetesCollector:
                 raise result
             else:
                 items += result
+        items += control_plane(seen, window)  # the cluster's components: across namespaces
         items.sort(key=lambda i: i.id)
         status = "ok" if items else ("error" if errors else "no_data")
         quiet = f"no changes, unhealthy pods or warning events in {', '.join(sorted(namespaces))}"
@@ -86,7 +94,11 @@ class KubernetesCollector:
         )
 
     async def _namespace(
-        self, ns: str, window: TimeWindow, bad_nodes: dict[str, EvidenceItem]
+        self,
+        ns: str,
+        window: TimeWindow,
+        bad_nodes: dict[str, EvidenceItem],
+        seen: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
     ) -> list[EvidenceItem]:
         listed = await asyncio.gather(*(self._source.list(k, ns) for k in _KINDS))
         objs = dict(zip(_KINDS, listed, strict=True))
@@ -101,16 +113,28 @@ class KubernetesCollector:
                 raise result
             else:
                 extra[kind] = result
+        if seen is not None:
+            seen[ns] = objs | {"leases": extra["leases"] or []}
         items = rollouts(ns, objs, window)
         items += config_changes(ns, objs, window)
         if extra["networkpolicies"] is not None:
             items += policy_changes(ns, objs, extra["networkpolicies"], window)
         items += pod_states(ns, objs, window)
         items += unschedulable(ns, objs, extra["persistentvolumeclaims"] or [], window)
+        items += volume_trouble(ns, objs, extra["persistentvolumeclaims"] or [], window)
         items += quota_blocks(
             ns, objs, extra["resourcequotas"] or [], extra["limitranges"] or [], window
         )
         items += endpointless(ns, objs, extra["services"] or [], extra["endpointslices"], window)
+        if extra["services"] is not None:  # without Services, every backend would look missing
+            items += dead_routes(
+                ns,
+                extra["ingresses"] or [],
+                extra["httproutes"] or [],
+                extra["services"],
+                extra["endpointslices"],
+                window,
+            )
         items += warning_events(ns, objs, window, sorted(bad_nodes))
         items += autoscalers_at_max(ns, objs["horizontalpodautoscalers"])
         items += on_bad_nodes(ns, objs, bad_nodes)

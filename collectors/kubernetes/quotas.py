@@ -162,7 +162,7 @@ def quota_blocks(
                 subject=name,
                 timestamp=first,
                 score=round(SCORE * weight, 4),
-                fault_hint="scheduling",
+                fault_hint="quota",
                 related=blocked,
             )
         )

@@ -23,6 +23,10 @@ NO_CHANGE = "no pod template change"
 ACTOR_WINDOW = timedelta(minutes=10)
 # A restart or a scale runs the same code and configuration: a weaker suspect than a change.
 RESTART_FACTOR = 0.5
+# A release of the whole app (a Helm upgrade, an Argo CD sync): at least MASS_MIN workloads,
+# most of those in the namespace, rolled out within MASS_SPAN. It is one change of the app,
+# not of each workload: each one's rollout says this much of what it would alone.
+MASS_MIN, MASS_SPAN, MASS_FACTOR = 4, timedelta(seconds=120), 0.35
 _SECRETISH = re.compile(r"secret|password|token|credential", re.IGNORECASE)
 
 
@@ -82,7 +86,35 @@ def _actor(workload: dict[str, Any], at: datetime) -> str:
 
 
 def rollouts(ns: str, objs: Objects, window: TimeWindow) -> list[EvidenceItem]:
-    return _deployment_rollouts(ns, objs, window) + _revision_rollouts(ns, objs, window)
+    items = _deployment_rollouts(ns, objs, window) + _revision_rollouts(ns, objs, window)
+    workloads = sum(len(objs[k]) for k in ("deployments", "statefulsets", "daemonsets"))
+    return _mass_release(items, workloads)
+
+
+def _mass_release(items: list[EvidenceItem], workloads: int) -> list[EvidenceItem]:
+    """Rollouts that came together with most of the namespace's others weigh as one release."""
+    stamped = sorted((i for i in items if i.timestamp), key=lambda i: i.timestamp or 0)
+    best: list[EvidenceItem] = []
+    for k, first in enumerate(stamped):
+        assert first.timestamp is not None
+        group = [
+            i for i in stamped[k:] if i.timestamp and i.timestamp - first.timestamp <= MASS_SPAN
+        ]
+        if len({i.subject for i in group}) > len({i.subject for i in best}):
+            best = group
+    subjects = {i.subject for i in best}
+    if len(subjects) < MASS_MIN or len(subjects) * 2 <= workloads:
+        return items
+    times = [i.timestamp for i in best if i.timestamp]
+    span = (max(times) - min(times)).total_seconds()
+    note = f" (rolled out with {len(subjects) - 1} others in {span:.0f} s: one release of the app)"
+    ids = {i.id for i in best}
+    return [
+        i.model_copy(update={"score": i.score * MASS_FACTOR, "summary": i.summary + note})
+        if i.id in ids
+        else i
+        for i in items
+    ]
 
 
 def _deployment_rollouts(ns: str, objs: Objects, window: TimeWindow) -> list[EvidenceItem]:

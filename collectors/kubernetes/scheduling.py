@@ -4,7 +4,7 @@ taint``, ``didn't match Pod's node affinity/selector``, ``pod has unbound immedi
 PersistentVolumeClaims``). The pending workload is the cause, through its requests, selectors,
 affinity, tolerations or its PersistentVolumeClaim, not the callers that time out on it: one
 ``unschedulable`` item per workload, with what the pods ask for and, for an unbound claim, the
-claim and its StorageClass.
+claim and its StorageClass. Pods that wait only for their volumes are a storage fault.
 
 Only pods still listed and Pending count (a pod that is gone is no longer waiting), and trouble
 that began well after the onset explains little of it."""
@@ -31,6 +31,8 @@ _WHY = (
     (re.compile(r"didn't find available persistent volumes"), "no PersistentVolume to bind"),
     (re.compile(r"volume node affinity conflict"), "its volume's zone has no free node"),
 )
+# Reasons that are about the pods' volumes rather than the nodes: a storage fault.
+_VOLUME = {words for _, words in _WHY[3:]}
 
 
 def _why(message: str) -> list[str]:
@@ -141,6 +143,7 @@ def unschedulable(
             summary += "; " + "; ".join(pvc)
         if asks:
             summary += f" (pods ask {asks})"
+        volume = set(why) <= _VOLUME if why else bool(pvc)
         items.append(
             EvidenceItem(
                 id=f"unschedulable-{ns}-{svc}",
@@ -150,7 +153,7 @@ def unschedulable(
                 subject=svc,
                 timestamp=began or window.onset,
                 score=round(SCORE * weight, 4),
-                fault_hint="scheduling",
+                fault_hint="storage" if volume else "scheduling",
             )
         )
     return items

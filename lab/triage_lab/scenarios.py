@@ -62,7 +62,15 @@ class LogStream(BaseModel):
 
 
 # Kinds added after the first corpora were written (quotas, storage, endpoints).
-LATER_KINDS = ("resourcequotas", "limitranges", "persistentvolumeclaims", "endpointslices")
+LATER_KINDS = (
+    "resourcequotas",
+    "limitranges",
+    "persistentvolumeclaims",
+    "endpointslices",
+    "ingresses",
+    "httproutes",
+    "leases",
+)
 
 
 class KubeObjects(BaseModel):
@@ -86,6 +94,9 @@ class KubeObjects(BaseModel):
     limitranges: list[dict[str, Any]] = Field(default_factory=list)
     persistentvolumeclaims: list[dict[str, Any]] = Field(default_factory=list)
     endpointslices: list[dict[str, Any]] = Field(default_factory=list)
+    ingresses: list[dict[str, Any]] = Field(default_factory=list)
+    httproutes: list[dict[str, Any]] = Field(default_factory=list)
+    leases: list[dict[str, Any]] = Field(default_factory=list)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         objects: list[dict[str, Any]] = getattr(self, kind)

@@ -5,58 +5,15 @@ ratios, and a counter that merely keeps counting is no shift."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 
-from collectors.contracts import TimeWindow
 from collectors.golden import derive, histogram_quantile, increase, rate
 from collectors.metrics import MetricsCollector
 from collectors.sources import FileMetricSource, Series
-from triage.models import AlertSnapshot, IncidentState
-
-ONSET = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
-WINDOW = TimeWindow(
-    start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=10)
-)
-MINUTES = range(-40, 11)
-
-
-def _ts(minute: int) -> int:
-    return int((ONSET + timedelta(minutes=minute)).timestamp())
-
-
-def _labels(labels: dict[str, str]) -> str:
-    return ",".join(f'{k}="{v}"' for k, v in labels.items())
-
-
-def counter(name: str, labels: dict[str, str], per_minute: Callable[[int], float]) -> list[str]:
-    """A counter's samples: what it counted each minute, added up."""
-    total, lines = 0.0, []
-    for m in MINUTES:
-        total += per_minute(m)
-        lines.append(f"{name}{{{_labels(labels)}}} {total:g} {_ts(m)}")
-    return lines
-
-
-def openmetrics(*families: tuple[str, str, list[str]]) -> str:
-    lines = []
-    for family, kind, samples in families:
-        lines += [f"# TYPE {family} {kind}", *samples]
-    return "\n".join(lines) + "\n# EOF\n"
-
-
-def incident(labels: dict[str, str]) -> IncidentState:
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+from tests.support.series import ONSET, WINDOW, counter, incident, openmetrics
 
 
 def test_counter_rate_counts_a_reset_as_prometheus_does():
@@ -235,3 +192,26 @@ def test_gauges_and_misnamed_gauges_pass_through():
         Series(labels={"__name__": "queue_depth_total", "service": "a"}, points=wobbly),
     ]
     assert sorted(derive(series), key=repr) == sorted(series, key=repr)
+
+
+async def test_an_alert_rule_in_promql_reads_the_series_its_rule_reads():
+    """A real rule computes its ratio in PromQL; a recording can't evaluate it, so both
+    backends are asked for the raw series inside it, every status of them."""
+    rule = (
+        'sum(rate(istio_requests_total{reporter="destination",destination_workload="cart",'
+        'response_code=~"5.."}[5m])) / sum(rate(istio_requests_total{reporter="destination",'
+        'destination_workload="cart"}[5m])) > 0.05'
+    )
+    url = "http://prometheus:9090/graph?" + urlencode({"g0.expr": rule, "g0.tab": "1"})
+    labels = {"alertname": "CartErrors", "destination_workload": "cart"}  # no namespace label
+    state = incident(labels)
+    state.alerts["f"] = state.alerts["f"].model_copy(update={"generator_url": url})
+    evidence = await MetricsCollector(FileMetricSource(istio_world()), selectors=()).collect(
+        state, WINDOW
+    )
+    assert evidence.status == "ok", evidence.error
+    errors = [
+        i for i in evidence.items if i.summary.startswith("error_ratio(istio_requests_total)")
+    ]
+    assert errors and {i.subject for i in errors} == {"cart"}
+    assert max(i.score for i in errors) > 0.9

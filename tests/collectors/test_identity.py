@@ -81,6 +81,15 @@ def test_kube_state_metrics_deployment_beats_the_relays_own_target_labels():
             ("community", "CronJob", "profiles-cleanup"),
         ),
         ({"job_name": "db-migrate", "namespace": "shop"}, ("shop", "Job", "db-migrate")),
+        # KubeHpaMaxedOut: the autoscaler, not kube-state-metrics that reports it.
+        (
+            {
+                "horizontalpodautoscaler": "checkout",
+                "namespace": "shop",
+                "job": "kube-state-metrics",
+            },
+            ("shop", None, "checkout"),
+        ),
     ],
 )
 def test_kube_state_metrics_kinds(labels, expected):

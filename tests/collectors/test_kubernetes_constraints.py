@@ -237,7 +237,7 @@ async def test_a_used_up_quota_is_the_cause_not_the_workload_it_blocks(collect):
     assert "search: 1/3 replicas available" in item.summary
     rca = await ranked(evidence, caller_suffers("web", "search"))
     assert [s.component for s in rca.suspects[:2]] == ["compute-quota", "search"]
-    assert rca.suspects[0].kind == "scheduling"
+    assert rca.suspects[0].kind == "quota"
     assert rca.suspects[0].evidence_ids[0] == item.id
 
 
@@ -258,6 +258,9 @@ async def test_a_limit_range_that_forbids_the_pods_requests_is_named(collect):
     assert "maximum cpu per Container is 2, the pods ask for 4" in item.summary
     rca = await ranked(evidence, caller_suffers("web", "search"))
     assert rca.suspects[0].component == "container-limits"
+    assert rca.suspects[0].kind == "quota"
+    # The refused workload's own trouble is the limit's doing: it ranks below it.
+    assert rca.suspects[1].component == "search" and rca.suspects[1].score < rca.suspects[0].score
 
 
 async def test_a_quota_the_collector_cannot_list_leaves_the_blocked_workload(collect):
@@ -312,8 +315,24 @@ async def test_an_unbound_claim_names_the_workload_its_claim_and_storage_class(c
     assert item.subject == "search"
     assert "PersistentVolumeClaim data-search-0 is Pending (StorageClass fast-ssd)" in item.summary
     assert "an unbound PersistentVolumeClaim" in item.summary
+    assert item.fault_hint == "storage"
     rca = await ranked(evidence, caller_suffers("web", "search"))
     assert rca.suspects[0].component == "search"
+    assert rca.suspects[0].kind == "storage"
+
+
+async def test_a_claim_that_waits_for_its_pod_does_not_make_a_cpu_shortage_storage(collect):
+    """A WaitForFirstConsumer claim stays Pending until its pod is placed: the pod's own
+    reason (no node has the cpu) is the fault's kind."""
+    message = "0/5 nodes are available: 5 Insufficient cpu."
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data-search-0"}}]
+    objects = KubeObjects(
+        pods=[pod("search-0", "search", pending(message, since=-1), volumes=volumes)],
+        persistentvolumeclaims=[pvc("data-search-0", "gp3")],
+    )
+    (item,) = of_kind(await collect(objects), "unschedulable")
+    assert "PersistentVolumeClaim data-search-0 is Pending" in item.summary
+    assert item.fault_hint == "scheduling"
 
 
 async def test_a_pod_that_went_pending_long_after_the_onset_explains_little(collect):

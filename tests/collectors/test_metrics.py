@@ -3,7 +3,7 @@ signals before saturation, and the version split of a rolling update."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -146,3 +146,40 @@ async def test_call_edges_speak_for_the_callee_and_traffic_is_only_load(prom: Pr
     traffic = by_subject[("web", "traffic_shift")]
     assert "service_request_rate of web moved up" in traffic.summary
     assert ("web", "metric_shift") not in by_subject
+
+
+async def test_a_node_alert_rule_reads_as_evidence_about_the_node():
+    """kube-state-metrics' node condition and node-exporter's series name the node, not the
+    exporter's scrape job."""
+    from urllib.parse import urlencode
+
+    from collectors.sources import FileMetricSource
+    from tests.support.series import WINDOW, incident, openmetrics, ts
+
+    def gauge(name: str, labels: str, value: Callable[[int], float]) -> list[str]:
+        return [f"{name}{{{labels}}} {value(m)} {ts(m)}" for m in range(-40, 11)]
+
+    ready = 'node="ip-10-0-3-7",condition="Ready",status="true",job="kube-state-metrics"'
+    memory = 'node="ip-10-0-3-7",job="node-exporter",instance="10.0.3.7:9100"'
+    text = openmetrics(
+        (
+            "kube_node_status_condition",
+            "gauge",
+            gauge("kube_node_status_condition", ready, lambda m: 0.0 if m >= -3 else 1.0),
+        ),
+        (
+            "node_memory_MemAvailable_bytes",
+            "gauge",
+            gauge("node_memory_MemAvailable_bytes", memory, lambda m: 8e9),
+        ),
+    )
+    rule = (
+        'kube_node_status_condition{job="kube-state-metrics",condition="Ready",status="true"} == 0'
+    )
+    labels = {"alertname": "KubeNodeNotReady", "node": "ip-10-0-3-7", "severity": "warning"}
+    state = incident(labels)
+    url = "http://prometheus:9090/graph?" + urlencode({"g0.expr": rule})
+    state.alerts["f"] = state.alerts["f"].model_copy(update={"generator_url": url})
+    evidence = await MetricsCollector(FileMetricSource(text), selectors=()).collect(state, WINDOW)
+    [item] = evidence.items
+    assert item.subject == "ip-10-0-3-7" and "moved down" in item.summary

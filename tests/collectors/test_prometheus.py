@@ -14,8 +14,9 @@ from triage_lab.fakes.process import free_port
 from triage_lab.fakes.prometheus import Prometheus
 
 from collectors.contracts import Evidence, TimeWindow
+from collectors.golden import REQUEST_LABELS
 from collectors.metrics import MetricsCollector
-from collectors.prometheus import expr_from_generator_url, shift_score
+from collectors.prometheus import expr_from_generator_url, rule_selectors, shift_score
 from collectors.sources import PrometheusSource
 from triage.models import AlertSnapshot, IncidentState
 
@@ -162,6 +163,28 @@ async def test_alerts_without_an_expression_give_no_data_without_querying():
 )
 def test_expr_from_generator_url(url: str, expr: str | None):
     assert expr_from_generator_url(url) == expr
+
+
+@pytest.mark.parametrize(
+    ("rule", "selectors"),
+    [
+        ('service_error_ratio{service="cart"} > 0.05', ['service_error_ratio{service="cart"}']),
+        (  # the ratio needs every status of the counter, once
+            'sum(rate(http_requests_total{job="cart",code=~"5.."}[5m])) by (job)'
+            ' / sum(rate(http_requests_total{job="cart"}[5m])) by (job) > 0.05',
+            ['http_requests_total{job="cart"}'],
+        ),
+        (
+            'histogram_quantile(0.99, sum by (le) (rate(http_server_duration_bucket{le!="+Inf",'
+            'service_name="cart"}[5m]))) > 0.5 and on() up{job=~"a|b"} offset 5m',
+            ['http_server_duration_bucket{service_name="cart"}', 'up{job=~"a|b"}'],
+        ),
+        ('{__name__=~"x|y", pod="p"}', ['{__name__=~"x|y",pod="p"}']),
+        ("sum(rate(x[5m]", ["sum(rate(x[5m]"]),  # asked as it is: a Prometheus will say why
+    ],
+)
+def test_rule_selectors_are_the_raw_series_a_rule_reads(rule: str, selectors: list[str]):
+    assert rule_selectors(rule, REQUEST_LABELS | {"le"}) == selectors
 
 
 def test_shift_score_is_zero_without_data_on_either_side():

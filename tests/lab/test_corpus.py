@@ -111,6 +111,14 @@ def test_scenarios_load_and_truth_points_at_real_objects(scenarios: list[Scenari
                 "secrets",
                 "horizontalpodautoscalers",
                 "nodes",
+                "services",
+                "ingresses",
+                "httproutes",
+                "resourcequotas",
+                "limitranges",
+                "daemonsets",
+                "pods",
+                "leases",
             )
             for o in kube.of(kind)
         }

@@ -4,11 +4,17 @@ kube-state-metrics, Helm), so that the score on it says what carries over beyond
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from triage_lab.corpus import generate_corpus
 from triage_lab.scenarios import find_scenarios, load_scenario, load_truth
+
+from collectors.golden import derive
+from collectors.metrics import RULE_LABELS_DROPPED
+from collectors.prometheus import expr_from_generator_url, rule_selectors
+from collectors.sources import FileMetricSource
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "scenarios" / "k8s-faults-real-world"
@@ -47,13 +53,80 @@ def test_every_style_is_used_and_the_truth_and_timing_are_those_of_our_half(
         styles.add(source.rsplit("/", 1)[1])
         ours = REPO / "scenarios" / "k8s-faults" / d.name.replace("k8s-rw-", "k8s-")
         assert load_truth(d) == load_truth(ours)
-        # Same points at the same times: only label names differ.
-        values = [line.rsplit("}", 1)[-1] for line in (d / "metrics.om").read_text().splitlines()]
-        theirs = [
-            line.rsplit("}", 1)[-1] for line in (ours / "metrics.om").read_text().splitlines()
-        ]
-        assert values == theirs
+        # Same points at the same times: only label names differ, but for the request families
+        # an exporter publishes as counters and histograms (checked below).
+        assert _points(d, skip=EXPORTED) == _points(ours, skip=EXPORTED)
     assert styles == set(WORKLOAD_LABEL)
+
+
+# Ours, and what Istio, OpenTelemetry, Spring, cAdvisor and kube-state-metrics publish instead.
+EXPORTED = (
+    "service_request_rate",
+    "service_error_ratio",
+    "service_p99_seconds",
+    "edge_error",
+    "edge_request_duration",
+    "istio_request",
+    "http_server_request",
+    "service_cpu_cores",
+    "service_memory_bytes",
+    "service_throttled_ratio",
+    "service_restarts",
+    "container_",
+    "kube_pod_container_",
+)
+
+
+def _points(d: Path, skip: tuple[str, ...]) -> list[str]:
+    lines = (d / "metrics.om").read_text().splitlines()
+    return sorted(
+        line.rsplit("}", 1)[-1] for line in lines if "{" in line and not line.startswith(skip)
+    )
+
+
+async def test_exporters_series_give_back_the_worlds_golden_signals(real_world: Path) -> None:
+    """Istio, OpenTelemetry and Spring count requests by status and bucket their latency; read
+    as Prometheus reads them, they say what the world's gauges said, and the SLO alert's rule is
+    PromQL over them."""
+    seen = set()
+    for d in find_scenarios(real_world):
+        scenario = load_scenario(d)
+        style = scenario.meta.source.rsplit("/", 1)[1]
+        if style == "kube-state-metrics" or style in seen:
+            continue
+        seen.add(style)
+        ours = load_scenario(REPO / "scenarios" / "k8s-faults" / d.name.replace("k8s-rw-", "k8s-"))
+        alert = scenario.meta.webhooks[0].alerts[0]
+        rule = expr_from_generator_url(alert.generatorURL) or ""
+        assert "rate(" in rule and "service_error_ratio" not in rule, rule
+        assert "service_p99_seconds" not in rule
+        svc = ours.meta.webhooks[0].alerts[0].labels["service"]
+        start, end = alert.startsAt - timedelta(hours=2), alert.startsAt + timedelta(hours=1)
+        theirs = derive(
+            [
+                s
+                for q in rule_selectors(rule, RULE_LABELS_DROPPED)
+                for s in await FileMetricSource(scenario.metrics).query_range(q, start, end, 60)
+            ]
+        )
+        gauges = {
+            s.labels["__name__"]: dict(s.points)
+            for s in await FileMetricSource(ours.metrics).query_range(
+                f'{{service="{svc}"}}', start, end, 60
+            )
+        }
+        derived = {s.labels["__name__"].split("(")[0]: dict(s.points) for s in theirs}
+        metric = "error_ratio" if "_bucket" not in rule else "p99"
+        world = gauges["service_error_ratio" if metric == "error_ratio" else "service_p99_seconds"]
+        got = derived[metric]
+        assert len(got) > 30
+        unit = 1000.0 if style == "istio" and metric == "p99" else 1.0
+        for t, v in got.items():
+            if metric == "error_ratio":
+                assert v == pytest.approx(world[t], abs=1e-3)
+            else:  # known within its bucket
+                assert world[t] * 0.5 < v / unit < world[t] * 2
+    assert seen == {"istio", "otel", "helm"}
 
 
 def test_alerts_name_their_workload_only_in_their_stacks_vocabulary(real_world: Path) -> None:

@@ -263,7 +263,7 @@ async def _settled(nats_url: str, durables: tuple[str, ...]) -> bool:
 def settled(nats_url: str, durables: tuple[str, ...] = ("incidents", "investigations")) -> bool:
     """Nothing left to deliver on these consumers, and nothing handed out and not yet acked:
     no redelivery (and so no late duplicate) can follow."""
-    return asyncio.run(_settled(nats_url, (*durables, "deliveries")))
+    return asyncio.run(_settled(nats_url, (*durables, "deliveries", "paced_deliveries")))
 
 
 class AlertmanagerLike:

@@ -9,7 +9,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import nats
 import nats.errors
@@ -31,8 +30,9 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from triage.bus.limits import DEFAULT_MAX_PAYLOAD, headers_size, truncate_bytes
+from triage.bus.subjects import CONSUMERS, LANES, MAX_ACK_PENDING, Subjects
 from triage.errors import BrokerLost, BrokerUnavailable, MessageTooLarge
-from triage.models import DeadLetter, IncidentState, utcnow
+from triage.models import DeadLetter, DeliveryRequest, IncidentState, utcnow
 from triage.settings import NatsSettings
 from triage.telemetry import Metrics
 
@@ -55,43 +55,6 @@ WRONG_LAST_SEQUENCE = 10071
 CONNECT_DEADLINE_S = 5.0
 # KV writes carry Nats-Expected-Last-Subject-Sequence: <revision>.
 KV_HEADERS = {"Nats-Expected-Last-Subject-Sequence": "9" * 20}
-
-
-@dataclass(frozen=True)
-class Subjects:
-    prefix: str
-
-    @property
-    def alerts(self) -> str:
-        return f"{self.prefix}.alerts"
-
-    @property
-    def investigate(self) -> str:
-        return f"{self.prefix}.investigate"
-
-    @property
-    def follow_up(self) -> str:
-        return f"{self.prefix}.followup"
-
-    @property
-    def deliver(self) -> str:
-        return f"{self.prefix}.deliver"
-
-    def dead_letter(self, stage: str) -> str:
-        return f"{self.prefix}.deadletter.{stage}"
-
-
-# durable consumer name -> subject attribute; one consumer per stage, shared by its replicas.
-# Follow-ups wait minutes on purpose (a delayed nak keeps them ack-pending): on their own
-# consumer they neither block fresh investigations at max_ack_pending nor inflate the lag that
-# scales the workers.
-CONSUMERS = {
-    "incidents": "alerts",
-    "investigations": "investigate",
-    "followups": "follow_up",
-    "deliveries": "deliver",
-}
-MAX_ACK_PENDING = {"followups": 100_000}
 
 
 class Bus:
@@ -363,6 +326,16 @@ class Bus:
 
     async def publish_model(self, subject: str, model: BaseModel, msg_id: str) -> bool:
         return await self.publish(subject, model.model_dump_json().encode(), msg_id)
+
+    async def publish_delivery(self, request: DeliveryRequest, msg_id: str) -> bool:
+        """To every delivery lane, each de-duplicated under its own id; a lane whose sinks this
+        deployment lacks acks it as nothing to do. True if any lane stored it anew."""
+        payload = request.model_dump_json().encode()
+        stored = [
+            await self.publish(getattr(self.subjects, lane.subject), payload, lane.msg_id(msg_id))
+            for lane in LANES
+        ]
+        return any(stored)
 
     async def dead_letter(
         self,

@@ -23,7 +23,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from triage.bus.jetstream import CONSUMERS, TRANSIENT, Subjects
+from triage.bus.jetstream import TRANSIENT
+from triage.bus.subjects import CONSUMERS, Subjects
 from triage.errors import BrokerUnavailable
 from triage.models import DeadLetter, utcnow
 from triage.settings import NatsSettings, Settings

@@ -17,8 +17,11 @@ import structlog
 
 from triage.analyse.redaction import Redactor
 from triage.bus.jetstream import Bus, worker_id
+from triage.bus.subjects import DIRECT, Lane
 from triage.deliver.draft_text import render_text
+from triage.deliver.records import already_delivered, attempt_of, orphan_of
 from triage.deliver.routing import RouteDecision, Router
+from triage.deliver.storm import coalesced, with_teams
 from triage.errors import NotReady, PartialDelivery, PoisonMessage
 from triage.models import Claim, DeliveryRef, DeliveryRequest, IncidentState, utcnow
 from triage.telemetry import Metrics
@@ -47,35 +50,6 @@ class Recoverable(Protocol):
     ) -> tuple[str, bool] | None:
         """(reference to continue from, nothing left to send), or None when nothing was found."""
         ...
-
-
-def _attempt(state: IncidentState, request: DeliveryRequest, sink: str) -> DeliveryRef | None:
-    """The unfinished record of this very request at this sink: an attempt began."""
-    rev = request.revision if request.kind == "draft" else request.episode
-    return next(
-        (
-            d
-            for d in state.deliveries
-            if d.sink == sink and not d.complete and d.kind == request.kind and d.revision == rev
-        ),
-        None,
-    )
-
-
-def _orphan(
-    state: IncidentState, request: DeliveryRequest, sink: str
-) -> tuple[DeliveryRequest, DeliveryRef] | None:
-    """The latest record at this sink when it is the unfinished attempt of an earlier request of
-    the same episode (its notifier died, or it failed, before recording what it posted): that
-    request, as it was, and its record."""
-    latest = next((d for d in reversed(state.deliveries) if d.sink == sink), None)
-    if latest is None or latest.complete or latest.episode != request.episode:
-        return None
-    rev = request.revision if request.kind == "draft" else request.episode
-    if (latest.kind, latest.revision) == (request.kind, rev):
-        return None  # this very request's attempt
-    earlier = request.model_copy(update={"kind": latest.kind, "revision": latest.revision})
-    return earlier, latest
 
 
 class ConsoleSink:
@@ -163,18 +137,15 @@ def delivery_record(
     }
 
 
-def already_delivered(state: IncidentState, request: DeliveryRequest, sink: str) -> bool:
-    for d in state.deliveries:
-        if d.sink != sink or not d.complete:
-            continue
-        if request.kind == "draft" and d.kind == "draft" and d.revision >= request.revision:
-            return True
-        if request.kind == "resolve" and d.kind == "resolve" and d.revision == request.episode:
-            return True
-    return False
+def lane_sinks(lane: Lane, sinks: list[Sink]) -> list[Sink]:
+    """A lane's share of the sinks: those waiting for a budget (``paced``: Slack) or the rest."""
+    return [s for s in sinks if bool(getattr(s, "paced", False)) == lane.paced]
 
 
 class DeliveryStage:
+    """One delivery lane's stage: its sinks, under the lane's own claim on each incident, so a
+    lane waiting on Slack's budget never holds up another lane's sinks."""
+
     def __init__(
         self,
         bus: Bus,
@@ -182,12 +153,15 @@ class DeliveryStage:
         sinks: list[Sink],
         metrics: Metrics,
         redactor: Redactor | None = None,
+        lane: Lane = DIRECT,
     ) -> None:
         self._bus = bus
         self._redactor = redactor or Redactor.from_settings()
         self._router = router
         self._sinks = sinks
+        self._paced = {s.name for s in sinks if getattr(s, "paced", False)}
         self._metrics = metrics
+        self._lane = lane.name
         self._me = f"notify-{worker_id()}-{id(self):x}"
         # One delivery per incident at a time here: two drafts racing would open two threads.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -197,6 +171,8 @@ class DeliveryStage:
     ) -> str:
         """``heartbeat`` keeps the message ours while a sink waits (pacing, Retry-After)."""
         structlog.contextvars.bind_contextvars(incident_id=request.incident_id)
+        if not self._sinks:
+            return "no_sinks"  # this deployment has none of this lane's sinks
         lock = self._locks.get(request.incident_id)
         if lock is None:
             lock = self._locks[request.incident_id] = asyncio.Lock()
@@ -222,11 +198,13 @@ class DeliveryStage:
             if state is None:
                 return None
             now = utcnow()
-            c = state.notify_claim
-            if c is not None and c.worker != self._me and c.lease_until > now:
-                held.append(c.lease_until)
-                return None
-            state.notify_claim = Claim(worker=self._me, revision=0, lease_until=now + lease)
+            # A live claim of a notifier older than the lanes (notify_claim) holds every lane.
+            for c in (state.notify_claims.get(self._lane), state.notify_claim):
+                if c is not None and c.worker != self._me and c.lease_until > now:
+                    held.append(c.lease_until)
+                    return None
+            claim = Claim(worker=self._me, revision=0, lease_until=now + lease)
+            state.notify_claims[self._lane] = claim
             return state
 
         await self._bus.mutate_incident(incident_id, take)
@@ -252,11 +230,10 @@ class DeliveryStage:
         finally:
 
             def release(state: IncidentState | None) -> IncidentState | None:
-                if state is None or state.notify_claim is None:
+                c = state.notify_claims.get(self._lane) if state is not None else None
+                if state is None or c is None or c.worker != self._me:
                     return None
-                if state.notify_claim.worker != self._me:
-                    return None
-                state.notify_claim = None
+                del state.notify_claims[self._lane]
                 return state
 
             try:
@@ -269,25 +246,34 @@ class DeliveryStage:
         if state is None:
             raise PoisonMessage(f"delivery for unknown incident {request.incident_id}")
         # Each sink is recorded as soon as it is done, so a retry repeats only the ones that failed.
-        pending = [s for s in self._sinks if not already_delivered(state, request, s.name)]
+        pending = [s for s in self._sinks if not self._delivered(state, request, s.name)]
         if not pending:
             return "duplicate"
+        mine = {s.name for s in self._sinks}
         if request.kind == "resolve" and not any(
-            d.kind == "draft" and (d.complete or d.ref) for d in state.deliveries
+            d.kind == "draft" and d.sink in mine and (d.complete or d.ref) for d in state.deliveries
         ):
-            # The draft is still on its way; a resolve without it would have no thread.
+            # The draft is still on its way in this lane; a resolve without it would have no
+            # thread. (The other lane's drafts do not count: it may be far behind or ahead.)
             raise NotReady("draft not delivered yet", delay_s=2)
         route = await self._router.decide({"severity": request.severity, **request.labels})
         request = owned(request, route)
+        route = await with_teams(self._router, route, state, request.severity)
         # Redacted once, here: no sink sees a secret (labels, annotations, links, RCA, evidence).
         request, route = self._redactor.redact_delivery(request, route)
         for sink in pending:
             # The latest reference says where this incident's thread is (and how far a failed
             # attempt at this very request got).
             thread = next((d.ref for d in reversed(state.deliveries) if d.sink == sink.name), None)
+            if coalesced(state, request, sink, thread):
+                # A paced sink whose channel budget is spent skips a draft a newer one of the
+                # same thread supersedes: that one carries everything this one would.
+                self._metrics.deliveries.labels(sink.name, "coalesced").inc()
+                await self._record(request, sink.name, route, thread or "", complete=True)
+                continue
             if isinstance(sink, Recoverable):
-                attempt = _attempt(state, request, sink.name)
-                orphan = _orphan(state, request, sink.name) if attempt is None else None
+                attempt = attempt_of(state, request, sink.name)
+                orphan = orphan_of(state, request, sink.name) if attempt is None else None
                 if orphan is not None:
                     # An earlier request may have posted and not recorded it (the first draft,
                     # the thread's parent): found first, so this one goes into that thread.
@@ -319,6 +305,9 @@ class DeliveryStage:
         log.info("delivered", kind=request.kind, channels=route.channels, team=route.team)
         return "delivered"
 
+    def _delivered(self, state: IncidentState, request: DeliveryRequest, sink: str) -> bool:
+        return already_delivered(state, request, sink, paced=sink in self._paced)
+
     async def _record(
         self, request: DeliveryRequest, sink: str, route: RouteDecision, ref: str, *, complete: bool
     ) -> None:
@@ -335,7 +324,7 @@ class DeliveryStage:
         )
 
         def record(s: IncidentState | None) -> IncidentState | None:
-            if s is None or already_delivered(s, request, sink):
+            if s is None or self._delivered(s, request, sink):
                 return None
             # A partial record of this request is superseded by the newer one.
             s.deliveries = [

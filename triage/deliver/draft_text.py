@@ -4,6 +4,7 @@ on first, what was ruled out apart, then what to do and where to look."""
 from __future__ import annotations
 
 from triage.deliver.routing import RouteDecision
+from triage.incidents.correlation import summary
 from triage.models import CONFIDENT, RCA, CollectorReport, DeliveryRequest, EvidenceDigest
 
 
@@ -64,6 +65,7 @@ def render_text(request: DeliveryRequest, route: RouteDecision) -> str:
     if cause.description and cause.description not in shown:
         lines.append(f"  {cause.description}")
     lines.append(f"Impact: {rca.impact}")
+    lines += storm_lines(request)
     by_role = {
         role: [e for e in request.evidence if e.role == role]
         for role in ("cause", "context", "ruled_out")
@@ -88,6 +90,28 @@ def render_text(request: DeliveryRequest, route: RouteDecision) -> str:
     lines.append("Collectors: " + (found or "none configured"))
     lines.append(rca.label + (f" (model {rca.model})" if rca.model else ""))
     return "\n".join(lines) + "\n"
+
+
+# Attached groups listed by name in a draft, at most; the rest are counted.
+LISTED_GROUPS = 20
+
+
+def storm_lines(request: DeliveryRequest, limit: int = LISTED_GROUPS) -> list[str]:
+    """The parent's attached groups ("+37 alert groups in 9 services"), each with why it was
+    attached, and the groups detached since, with why."""
+    lines = []
+    if request.attached:
+        lines.append(f"Attached: {summary(request.attached)}, one cause")
+        for child_id, c in sorted(request.attached.items(), key=lambda kv: (kv[1].at, kv[0]))[
+            :limit
+        ]:
+            state = "" if c.status == "firing" else f" [{c.status}]"
+            lines.append(f"  - {c.title}{state} ({child_id}, {c.alerts} alerts): {c.reason}")
+        if len(request.attached) > limit:
+            lines.append(f"  - and {len(request.attached) - limit} more")
+    if request.notes:
+        lines += ["Detached:", *(f"  - {n}" for n in request.notes[-limit:])]
+    return lines
 
 
 def _collector(c: CollectorReport) -> str:

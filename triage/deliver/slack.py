@@ -150,6 +150,7 @@ def web_client(
 
 class SlackSink:
     name = "slack"
+    paced = True  # drafts superseded while a channel's budget is spent are coalesced
 
     def __init__(self, client: AsyncWebClient, settings: SlackSettings) -> None:
         self.client = client
@@ -216,6 +217,12 @@ class SlackSink:
         if parent is None:
             ref.parents[channel] = parent = posted
             ref.parent = ref.parent or kit.ParentInfo.of(request)
+        elif request.attached or request.notes:
+            # A parent incident's first message shows the storm as it stands now ("+37 alert
+            # groups in 9 services"): edited, not posted again.
+            top = kit.draft_blocks(request, route, [], reply=False)
+            await self._update(parent, text, top, channel)
+            ref.parent = kit.ParentInfo.of(request)
         if request.series is not None and self._settings.graphs:
             await self._graph(request, parent, channel)
 

@@ -16,7 +16,9 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel
 
+from triage.deliver.draft_text import storm_lines
 from triage.deliver.routing import RouteDecision
+from triage.incidents.correlation import summary
 from triage.models import CONFIDENT, RCA, DeliveryRequest, EvidenceDigest, Link
 
 Block = dict[str, Any]
@@ -133,7 +135,8 @@ def service_of(request: DeliveryRequest) -> str:
 
 def headline(request: DeliveryRequest, prefix: str = "") -> str:
     sev = request.severity.upper()
-    return f"{prefix}{sev} · {service_of(request)}: {request.title}"
+    storm = f" ({summary(request.attached)})" if request.attached else ""
+    return f"{prefix}{sev} · {service_of(request)}: {request.title}{storm}"
 
 
 class ParentInfo(BaseModel):
@@ -235,6 +238,9 @@ def draft_blocks(
                 + f"\n*Impact:* {esc(rca.impact)}"
             )
         )
+    storm = storm_lines(request, limit=10)
+    if storm:
+        body += sections(f"*{esc(storm[0])}*", [esc(line.strip()) for line in storm[1:]])
     alert_text = [esc(request.annotations[k]) for k in ("summary", "description")
                   if request.annotations.get(k)]  # fmt: skip
     if alert_text:

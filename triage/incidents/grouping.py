@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from triage.bus.jetstream import Bus
+from triage.bus.kv import mutate_model
 from triage.bus.limits import VALUE_CHARS, bound_values, truncate
+from triage.incidents.correlation import INDEX_KEY, Index, without
 from triage.models import (
     AlertmanagerWebhook,
     AlertNotification,
@@ -153,10 +155,27 @@ class IncidentStage:
             await self._bus.publish_model(subject, request, f"{state.incident_id}.{kind}.{rev}")
             after = request.not_before.isoformat()
             log.info("investigation_requested", revision=rev, not_before=after)
+        if state.parent_id is not None:
+            await self._tell_parent(state)
         resolved_sent = any(
             d.kind == "resolve" and d.revision == state.episode for d in state.deliveries
         )
-        if state.status == "resolved" and state.investigated_revision > 0 and not resolved_sent:
+        # An attached group is resolved in its parent's thread; a parent once all its are.
+        settled = state.parent_id is None and all(
+            c.status == "resolved" for c in state.children.values()
+        )
+        if (
+            state.status == "resolved"
+            and state.investigated_revision > 0
+            and settled
+            and not resolved_sent
+        ):
+            await mutate_model(
+                self._bus,
+                INDEX_KEY,
+                Index,
+                lambda index: without(index, state.incident_id) if index is not None else None,
+            )
             request_ = DeliveryRequest(
                 kind="resolve",
                 incident_id=state.incident_id,
@@ -167,10 +186,31 @@ class IncidentStage:
                 severity=state.severity(),
                 created_at=utcnow(),
             )
-            await self._bus.publish_model(
-                subjects.deliver, request_, f"{state.incident_id}.resolve.{state.episode}"
+            await self._bus.publish_delivery(
+                request_, f"{state.incident_id}.resolve.{state.episode}"
             )
             log.info("resolve_requested", episode=state.episode)
+
+    async def _tell_parent(self, child: IncidentState) -> None:
+        """The parent's record of an attached group follows its status; a parent whose groups
+        have all resolved (itself too) then owes its resolve."""
+        if child.parent_id is None:
+            return
+
+        def sync(p: IncidentState | None) -> IncidentState | None:
+            ref = p.children.get(child.incident_id) if p is not None else None
+            if p is None or ref is None:
+                return None
+            if (ref.status, ref.alerts) == (child.status, len(child.alerts)):
+                return None
+            ref.status, ref.alerts = child.status, len(child.alerts)
+            p.updated_at = utcnow()
+            return p
+
+        before, _ = await self._bus.get_incident(child.parent_id)
+        parent = await self._bus.mutate_incident(child.parent_id, sync)
+        if parent is not None and parent != before and parent.parent_id is None:
+            await self.publish_owed(parent)
 
 
 def title_of(state: IncidentState) -> str:

@@ -13,10 +13,15 @@ import structlog
 from collectors.contracts import Collector, Evidence, TimeWindow
 from triage.analyse.heuristic import Analyzer, ranked_items
 from triage.bus.jetstream import Bus, worker_id
-from triage.bus.limits import VALUE_CHARS, bound_values, truncate, truncate_strings
+from triage.bus.limits import VALUE_CHARS, bound_values, truncate
+from triage.bus.subjects import longest_msg_id
 from triage.errors import MessageTooLarge, NotReady
+from triage.incidents.correlation import with_children
 from triage.incidents.grouping import IncidentStage, title_of
+from triage.incidents.storm import Correlator
 from triage.investigate import attachments
+from triage.investigate.fit import draft_size as draft_size
+from triage.investigate.fit import fit_draft as fit_draft
 from triage.investigate.ranking import rank
 from triage.models import (
     RCA,
@@ -97,8 +102,10 @@ class InvestigationStage:
         incidents: IncidentStage,
         settings: InvestigationSettings,
         metrics: Metrics,
+        correlator: Correlator | None = None,
     ) -> None:
         self._bus = bus
+        self._correlator = correlator
         self._investigator = investigator
         self._analyzer = analyzer
         self._incidents = incidents
@@ -121,12 +128,20 @@ class InvestigationStage:
         beating = asyncio.create_task(_beat(heartbeat, self._bus.settings.ack_wait_s / 3))
         try:
             async with asyncio.timeout(self._settings.total_deadline_s + 5):
-                evidence = await self._investigator.collect(claimed)
+                # A parent's investigation sees its attached groups' alerts too.
+                view = with_children(claimed)
+                evidence = await self._investigator.collect(view)
+                if self._correlator is not None:
+                    # Cheap first (ranking, no LLM): a group that shares an open parent's cause
+                    # is attached to it and gets no analysis of its own.
+                    cheap = await self._correlator.cheap_rca(claimed, evidence)
+                    if await self._correlator.place(claimed, cheap) is not None:
+                        return await self._finish(request, claimed, None, started, "attached")
                 follow_up = request.revision == claimed.follow_up_revision
                 if follow_up and _still_points_at(claimed, evidence):
                     # Same suspect on top: spare the gateway an analysis that adds nothing.
                     return await self._finish(request, claimed, None, started, "confirmed")
-                rca = await self._analyzer.analyze(claimed, evidence)
+                rca = await self._analyzer.analyze(view, evidence)
         finally:
             beating.cancel()
         cause = f"{rca.root_cause.component}|{rca.root_cause.kind}"
@@ -134,13 +149,14 @@ class InvestigationStage:
             # The later data says what the draft already says: nothing new for the thread.
             return await self._finish(request, claimed, None, started, "confirmed")
         delivery = draft_request(claimed, request.revision, rca, evidence, request.reason)
+        delivery.attached, delivery.notes = claimed.children, claimed.notes
         msg_id = f"{claimed.incident_id}.draft.{request.revision}"
-        room = self._bus.room({"Nats-Msg-Id": msg_id})
+        room = self._bus.room({"Nats-Msg-Id": longest_msg_id(msg_id)})
         delivery = fit_draft(delivery, room)
         # Publish before recording: if we die in between, the redelivered request repeats the
         # work and JetStream drops the second draft by its id.
         try:
-            await self._bus.publish_model(self._bus.subjects.deliver, delivery, msg_id)
+            await self._bus.publish_delivery(delivery, msg_id)  # to both delivery lanes
         except MessageTooLarge as exc:
             # Dead-lettered with this reason (a PoisonMessage): retrying cannot make it fit.
             raise MessageTooLarge(
@@ -252,77 +268,6 @@ def draft_request(
     )
 
 
-# Shrinking a draft over the broker's max_payload, in this order, each step only as far as
-# needed: evidence details and summaries, the series' points, annotations, then every text.
-DETAIL_STEPS = (100, 0)
-SUMMARY_STEPS = (200, 80)
-POINT_STEPS = (60, 12)
-ANNOTATION_STEPS = (500, 100, 0)
-TEXT_STEPS = (1000, 300, 100, 40)
-
-
-def draft_size(delivery: DeliveryRequest) -> int:
-    return len(delivery.model_dump_json().encode())
-
-
-def fit_draft(delivery: DeliveryRequest, room: int) -> DeliveryRequest:
-    """``delivery`` if it fits in ``room`` bytes, else a copy shrunk until it does (or as far as
-    it goes: the publish then refuses it and the request is dead-lettered with the reason).
-    Every cut text ends with "… [truncated N chars]"."""
-    size = draft_size(delivery)
-    if size <= room:
-        return delivery
-    draft = delivery.model_copy(deep=True)
-    done: list[str] = []
-
-    def shrunk(step: str) -> bool:
-        done.append(step)
-        return draft_size(draft) <= room
-
-    def result() -> DeliveryRequest:
-        log.warning(
-            "draft_shrunk", size=size, now=draft_size(draft), max_payload_room=room, steps=done
-        )
-        return draft
-
-    for limit in DETAIL_STEPS:
-        for item in draft.evidence:
-            item.detail = truncate(item.detail, limit)
-        if shrunk(f"evidence details to {limit} chars"):
-            return result()
-    for limit in SUMMARY_STEPS:
-        for item in draft.evidence:
-            item.summary = truncate(item.summary, limit)
-        if shrunk(f"evidence summaries to {limit} chars"):
-            return result()
-    if draft.series is not None:
-        for points in POINT_STEPS:
-            draft.series.points = _thin(draft.series.points, points)
-            if shrunk(f"series to {points} points"):
-                return result()
-    for limit in ANNOTATION_STEPS:
-        draft.annotations = {k: truncate(v, limit) for k, v in draft.annotations.items()}
-        if shrunk(f"annotations to {limit} chars"):
-            return result()
-    for limit in TEXT_STEPS:
-        data = truncate_strings(draft.model_dump(mode="json"), limit)
-        # Ids and times keep their form; everything else is text that can be cut.
-        data.update(
-            {k: getattr(delivery, k) for k in ("kind", "incident_id", "created_at", "severity")}
-        )
-        draft = DeliveryRequest.model_validate(data)
-        if shrunk(f"every text to {limit} chars"):
-            return result()
-    return result()
-
-
-def _thin(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
-    if len(points) <= limit:
-        return points
-    step = len(points) / limit
-    return [points[int(i * step)] for i in range(limit)]
-
-
 def _still_points_at(incident: IncidentState, evidence: list[Evidence]) -> bool:
     """Whether the ranking's top suspect is the component the delivered draft blamed."""
     top = rank(incident, evidence, limit=1)
@@ -341,6 +286,7 @@ def _finished(
     state.investigated_revision = max(state.investigated_revision, revision)
     if cause is not None:
         state.last_cause = cause
+        state.drafted_revision = max(state.drafted_revision, revision)
     if state.claim is not None and state.claim.worker == me:
         state.claim = None
     if (

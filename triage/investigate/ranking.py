@@ -29,12 +29,16 @@ WEIGHTS = {
     "expired": 0.75,  # a certificate past its expiry
     "quota": 0.9,  # a namespace ResourceQuota / LimitRange refuses its pods
     "unschedulable": 0.85,  # its pods wait for a node: requests, affinity, taints, a PVC
+    "volume": 0.85,  # its pods cannot get their volumes: unbound claim, attach, mount
     "no_endpoints": 0.85,  # a Service meant for it has no ready endpoint (or it is at 0)
+    "dead_route": 0.85,  # an Ingress / HTTPRoute whose backend is missing or cannot answer
     "blamed": 0.45,  # other components' errors name it
     "common_cause": 0.6,  # several failing components name it
     "topology": 0.15,  # close to the alerting service, downstream of it
     "frontier": 0.4,  # hurting while everything it calls is healthy
+    "callers_slowed": 0.5,  # the calls of every one of its (several) callers slowed or failed
     "load": 0.15,  # its traffic moved
+    "control_plane": 0.9,  # a cluster component down, and what it no longer does shows
 }
 _SIGNAL_OF_KIND = {
     "rollout": "change",
@@ -52,16 +56,22 @@ _SIGNAL_OF_KIND = {
     "expired_cert": "expired",
     "quota": "quota",
     "unschedulable": "unschedulable",
+    "volume": "volume",
     "no_endpoints": "no_endpoints",
+    "route_backend": "dead_route",
+    "control_plane": "control_plane",
 }
 _KINDS = set(get_args(FaultKind))
 # Signals that say a component did something, rather than that it suffers.
 _CAUSAL = (
     "common_cause",
+    "control_plane",
     "expired",
     "quota",
     "unschedulable",
+    "volume",
     "no_endpoints",
+    "dead_route",
     "change",
     "version_split",
     "pod_failure",
@@ -71,12 +81,15 @@ _CAUSAL = (
     "new_errors",
     "blamed",
     "frontier",
+    "callers_slowed",
 )
 # A change only explains an incident if something around it misbehaves.
 _CORROBORATING = (
     "version_split",
     "unschedulable",
+    "volume",
     "no_endpoints",
+    "dead_route",
     "anomaly",
     "new_errors",
     "pod_failure",
@@ -84,6 +97,7 @@ _CORROBORATING = (
     "onset_order",
     "blamed",
     "frontier",
+    "callers_slowed",
 )
 # New pods measured against old pods at the same moments and found no worse: the change is
 # more likely a benign concurrent one; this much of its weight goes at full confidence.
@@ -162,7 +176,18 @@ def rank(
     calls_down, failing = _frontier(items, graph, observed, signals)
     for caller, callee in failing:
         blames[caller].add(callee)  # failing calls name the callee as surely as a log line
+    for item in items:
+        if item.kind == "control_plane":  # what merely waits on a cluster component names it
+            for waiter in item.related:
+                blames[waiter].add(item.subject)
+    for item in items:
+        if item.kind == "quota":  # the pods it refuses name it, as the controller says
+            for blocked in item.related:
+                blames[blocked].add(item.subject)
+            s = signals[item.subject]
+            s["blamed"] = max(s.get("blamed", 0.0), item.score)
     alerting = alerting_components(incident)
+    dist: dict[str, int] = {}
     if graph:
         dist = downstream_distance(graph, alerting)
         for comp in signals:
@@ -190,19 +215,28 @@ def rank(
         miss = 1.0
         for name, value in sig.items():
             miss *= 1 - WEIGHTS[name] * value
-        if comp in calls_down or any(
-            any(k in signals[t] for k in _CAUSAL) for t in blames.get(comp, ())
+        # Traffic cannot reach it (its Service or route leads nowhere): what it calls is no
+        # reason for its trouble.
+        unreachable = any(i.fault_hint == "routing" for i in support[comp])
+        if not unreachable and (
+            comp in calls_down
+            or any(any(k in signals[t] for k in _CAUSAL) for t in blames.get(comp, ()))
         ):
             # Its own errors name a component that did something, or it calls one that hurts
             # too: follow the chain down.
             miss = 1 - (1 - miss) * POINTS_ELSEWHERE
         best = sorted(support[comp], key=lambda i: (-i.score, i.id))
         change = next((i.change for i in best if i.change), None)
+        kind = _kind(best)
+        if kind in _OUTAGE and change is None and dist.get(comp, 0) >= 1:
+            # Something the alerting services call broke by itself: to them, a dependency's
+            # outage (the crash loop or silence is its own symptom, not the mechanism).
+            kind = "dependency_failure"
         suspects.append(
             Suspect(
                 component=comp,
                 score=round(1 - miss, 4),
-                kind=_kind(best),
+                kind=kind,
                 change=change,
                 breakdown={k: round(WEIGHTS[k] * v, 4) for k, v in sorted(sig.items())},
                 evidence_ids=[i.id for i in best[:5]],
@@ -241,9 +275,11 @@ def _frontier(
     components whose calls to another hurting one fail, and the failing calls."""
     harm: dict[str, float] = {}
     failing: set[tuple[str, str]] = set()
+    slowed: dict[str, float] = defaultdict(float)
     for item in items:
         if item.kind == "edge_shift" and item.score >= HARM:
             failing.update((caller, item.subject) for caller in item.related)
+            slowed[item.subject] = max(slowed[item.subject], item.score)
         # One caller's failing calls may be that caller's own doing (its client, its
         # credentials); the callee's own metrics, or several callers, speak for the callee.
         if item.score >= HARM and (
@@ -257,6 +293,14 @@ def _frontier(
         if (caller, callee) not in observed or (caller, callee) in failing:
             callees[caller].add(callee)
             callers[callee].add(caller)
+    own = {i.subject for i in items if i.kind == "metric_shift" and i.score >= HARM}
+    for comp, score in slowed.items():
+        every = {a for a, b in graph if b == comp}
+        if comp not in own and len(every) > 1 and all((a, comp) in failing for a in every):
+            # Every caller waits on it, however different their own code, while its own
+            # metrics are calm (its link, not its code): the common end of the slow calls is
+            # the one to look at, not the callers that merely wait.
+            signals[comp]["callers_slowed"] = score
     upstream = set()
     for comp, score in harm.items():
         if callees[comp] & harm.keys():
@@ -299,7 +343,10 @@ def _name_pattern(name: str) -> str:
 # Hints that say something broke without saying how; a specific one on the same component wins,
 # and among specific ones the mechanism (DNS, OOM, a probe) wins over the trigger (a config).
 _GENERIC = ("bad_rollout", "crash_loop", "dependency_failure")
+_OUTAGE = ("crash_loop", "unknown")
 _TRIGGERS = ("config_change", "secret_change")
+# Kinds that say why another happened: a quota or a volume is why pods could not be placed.
+_NARROWER = {"quota": "scheduling", "storage": "scheduling"}
 
 
 def _kind(best: list[EvidenceItem]) -> FaultKind:
@@ -309,6 +356,9 @@ def _kind(best: list[EvidenceItem]) -> FaultKind:
     for item in best:
         if item.fault_hint is not None and item.fault_hint in _KINDS:
             votes[item.fault_hint] = max(votes[item.fault_hint], item.score)
+    for narrow, broad in _NARROWER.items():
+        if narrow in votes:
+            votes.pop(broad, None)
     specific = {k: v for k, v in votes.items() if k not in _GENERIC}
     mechanism = {k: v for k, v in specific.items() if k not in _TRIGGERS}
     if mechanism or specific:

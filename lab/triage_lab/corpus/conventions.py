@@ -15,6 +15,7 @@ import re
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from triage_lab.corpus.exporters import exporter_metrics, rule
 from triage_lab.scenarios import KubeObjects, ScenarioMeta
 
 Style = Literal["istio", "otel", "kube-state-metrics", "helm"]
@@ -98,13 +99,18 @@ def _expr_label(style: Style) -> str:
     }[style]
 
 
-def generator_url(url: str, style: Style) -> str:
-    """The alert's expression selects the relabelled series."""
+def generator_url(url: str, style: Style, namespace: str = "") -> str:
+    """The alert's expression selects the relabelled series; an SLO alert's becomes the rule
+    the stack would write over its exporter's series (corpus/exporters.py)."""
     if not url:
         return url
     parts = urlsplit(url)
+
+    def expr(v: str) -> str:
+        return rule(v, style, namespace) or re.sub(r'\bservice="', f'{_expr_label(style)}="', v)
+
     query = [
-        (k, re.sub(r'\bservice="', f'{_expr_label(style)}="', v) if k == "g0.expr" else v)
+        (k, expr(v) if k == "g0.expr" else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit(parts._replace(query=urlencode(query)))
@@ -139,8 +145,9 @@ def restyle(
     hooks = []
     for hook in meta.model_dump(mode="json")["webhooks"]:
         for alert in hook["alerts"]:
+            ns = alert["labels"].get("namespace", "")
             alert["labels"] = alert_labels(alert["labels"], style, kinds)
-            alert["generatorURL"] = generator_url(alert.get("generatorURL", ""), style)
+            alert["generatorURL"] = generator_url(alert.get("generatorURL", ""), style, ns)
         hook["commonLabels"] = alert_labels(hook.get("commonLabels", {}), style, kinds)
         hook["groupLabels"] = alert_labels(hook.get("groupLabels", {}), style, kinds)
         hooks.append(hook)
@@ -152,4 +159,5 @@ def restyle(
         meta.model_dump(mode="json")
         | {"webhooks": hooks, "description": f"{meta.description} [{style} conventions]"}
     )
-    return restyled, KubeObjects.model_validate(raw), openmetrics(metrics, style)
+    series = openmetrics(exporter_metrics(metrics, style), style)
+    return restyled, KubeObjects.model_validate(raw), series

@@ -74,7 +74,8 @@ def build_scenario(
         detail=truth.detail,
     )
     logs = render.log_streams(world)
-    kube, metrics = render.kube_objects(world), render.openmetrics(world)
+    real = conventions == "real-world"
+    kube, metrics = render.kube_objects(world), render.openmetrics(world, per_pod=real)
     if conventions == "real-world":
         style = style_of(key)
         meta = meta.model_copy(update={"source": f"{meta.source} real-world/{style}"})

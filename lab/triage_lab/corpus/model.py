@@ -29,6 +29,7 @@ class Revision:
     liveness: dict[str, Any]
     annotations: dict[str, str] = field(default_factory=dict)
     node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, str]] = field(default_factory=list)  # beyond the defaults
     args: list[str] = field(default_factory=list)
     hash: str = ""
     desired: int | None = None  # ReplicaSet size when its pods could not be created
@@ -79,6 +80,7 @@ class Hpa:
     last_scale: datetime
     history: list[tuple[datetime, int]]  # (time, replicas) steps, for the metric series
     limited: bool = False
+    desired: int | None = None  # what it asked for when the pods could not be created
 
 
 @dataclass
@@ -152,3 +154,73 @@ class NodeInfo:
     pressure: str | None = None  # MemoryPressure | DiskPressure
     pressure_since: datetime | None = None
     taints: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ServiceEdit:
+    """A write to a Service after its creation: a new selector or targetPort, by whom, when."""
+
+    changed: datetime
+    manager: str
+    selector: dict[str, str] | None = None
+    target_port: int | None = None
+
+
+@dataclass
+class RouteObj:
+    """An Ingress (networking.k8s.io/v1) or HTTPRoute (gateway.networking.k8s.io/v1) sending a
+    host's traffic to a Service."""
+
+    kind: str  # Ingress | HTTPRoute
+    name: str
+    namespace: str
+    host: str
+    backend: str  # Service name
+    port: int
+    created: datetime
+    changed: datetime
+    manager: str
+    parent: str = ""  # HTTPRoute: the Gateway, namespace/name
+
+
+@dataclass
+class QuotaObj:
+    """A namespace's ResourceQuota: hard limits and what the namespace's pods use of them."""
+
+    name: str
+    namespace: str
+    created: datetime
+    manager: str
+    hard: dict[str, str]
+    used: dict[str, str]
+
+
+@dataclass
+class LimitRangeObj:
+    """A namespace's LimitRange: per-Container bounds and defaults (``spec.limits``)."""
+
+    name: str
+    namespace: str
+    created: datetime
+    manager: str
+    limits: list[dict[str, Any]]
+
+
+@dataclass
+class ClaimObj:
+    """A PersistentVolumeClaim and the pods that mount it (from revision ``since`` on)."""
+
+    name: str
+    namespace: str
+    workload: str
+    created: datetime
+    storage_class: str
+    size: str
+    access: str  # ReadWriteOnce | ReadWriteMany
+    mount: str  # mountPath in the container
+    volume: str = "data"  # the pod's volume name
+    phase: str = "Bound"
+    pods: list[str] = field(default_factory=list)  # pod names; empty: every pod of the workload
+    since: int = 1  # first revision that mounts it
+    manager: str = ""
+    selected_node: str = ""

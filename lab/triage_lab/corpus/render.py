@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from triage_lab.corpus import kube, kube_config, kube_nodes, kube_pods, kube_workloads
+from triage_lab.corpus import (
+    kube,
+    kube_config,
+    kube_control_plane,
+    kube_nodes,
+    kube_pods,
+    kube_routing,
+    kube_storage,
+    kube_workloads,
+)
 from triage_lab.corpus import log_lines as L
 from triage_lab.corpus.model import Pod, Workload
+from triage_lab.corpus.render_pods import POD_FAMILIES, pod_series
 from triage_lab.corpus.world import World, sec
 from triage_lab.scenarios import KubeObjects, LogStream
 
@@ -29,6 +40,10 @@ FAMILIES = {
     "edge_error_ratio": (
         "gauge",
         "Share of caller-to-callee requests that failed, seen by the caller.",
+    ),
+    "edge_request_duration_p99_seconds": (
+        "gauge",
+        "99th percentile of caller-to-callee request time, seen by the caller.",
     ),
     "node_ready": ("gauge", "1 while the node's Ready condition is True."),
     "hpa_current_replicas": ("gauge", "Replicas the HorizontalPodAutoscaler runs."),
@@ -72,7 +87,10 @@ def kube_objects(w: World) -> KubeObjects:
         target = k.configmaps if c.kind == "ConfigMap" else k.secrets
         target.append(kube_config.config_obj(c, seed))
     k.networkpolicies = [kube_config.network_policy(p, seed) for p in w.policies.values()]
+    kube_routing.add_traffic_objects(w, k)
+    kube_storage.add_constraint_objects(w, k)
     k.events = sorted(w.events, key=lambda e: (e["lastTimestamp"], e["metadata"]["name"]))
+    kube_control_plane.add_objects(w, k)
     for kind in (
         "pods",
         "replicasets",
@@ -138,6 +156,7 @@ def log_streams(w: World) -> list[LogStream]:
                         lines=[f"{L.stamp(t)} {m}" for t, m in kept],
                     )
                 )
+    out += kube_control_plane.log_streams(w)
     return sorted(out, key=lambda s: (s.namespace, s.pod, s.previous))
 
 
@@ -200,9 +219,13 @@ def _baseline(
 # -- metrics --------------------------------------------------------------------------------------
 
 
-def openmetrics(w: World) -> str:
+def openmetrics(w: World, *, per_pod: bool = False) -> str:
+    """The world's series; ``per_pod``: resources per pod and container, as cAdvisor and
+    kube-state-metrics publish them, instead of per service."""
     rng = w.rng
-    fam: dict[str, list[tuple[dict[str, str], list[float | None]]]] = {n: [] for n in FAMILIES}
+    fam: dict[str, list[tuple[dict[str, str], list[float | None]]]] = {
+        n: [] for n in (*FAMILIES, *POD_FAMILIES)
+    }
     n = len(w.times)
     for wl in w.workloads.values():
         if wl.role == "gitops":
@@ -212,28 +235,31 @@ def openmetrics(w: World) -> str:
         fam["service_request_rate"].append((svc, list(wl.m["rps"])))
         fam["service_error_ratio"].append((svc, list(wl.m["err"])))
         fam["service_p99_seconds"].append((svc, list(wl.m["p99"])))
-        per_pod = {
+        per_pod_values = {
             m: [_pod_series(w, wl, p, m) for p in wl.pods] for m in ("cpu", "mem", "thr", "err")
         }
         restarts = [_restarts(w, p) for p in wl.pods]
         agg: dict[str, list[float | None]] = {
-            "cpu": [_agg(sum, (s[i] for s in per_pod["cpu"])) for i in range(n)],
-            "mem": [_agg(max, (s[i] for s in per_pod["mem"])) for i in range(n)],
-            "thr": [_agg(max, (s[i] for s in per_pod["thr"])) for i in range(n)],
+            "cpu": [_agg(sum, (s[i] for s in per_pod_values["cpu"])) for i in range(n)],
+            "mem": [_agg(max, (s[i] for s in per_pod_values["mem"])) for i in range(n)],
+            "thr": [_agg(max, (s[i] for s in per_pod_values["thr"])) for i in range(n)],
             "restarts": [_agg(sum, (s[i] for s in restarts)) for i in range(n)],
         }
-        if wl.role not in ("db", "cache", "dns"):  # fewer series: CPU of add-ons says little
-            fam["service_cpu_cores"].append((svc, agg["cpu"]))
-        if wl.role != "dns":
-            fam["service_memory_bytes"].append((svc, agg["mem"]))
-        if any(r.cpu_limit for r in wl.revisions):  # no CPU limit, no CFS quota to throttle
-            fam["service_throttled_ratio"].append((svc, agg["thr"]))
-        fam["service_restarts"].append((svc, agg["restarts"]))
+        if per_pod:
+            pod_series(fam, wl, per_pod_values, restarts)
+        else:
+            if wl.role not in ("db", "cache", "dns"):  # fewer series: CPU of add-ons says little
+                fam["service_cpu_cores"].append((svc, agg["cpu"]))
+            if wl.role != "dns":
+                fam["service_memory_bytes"].append((svc, agg["mem"]))
+            if any(r.cpu_limit for r in wl.revisions):  # no CPU limit, no CFS quota to throttle
+                fam["service_throttled_ratio"].append((svc, agg["thr"]))
+            fam["service_restarts"].append((svc, agg["restarts"]))
         if not wl.rolled:
             continue
         for k, p in enumerate(wl.pods):
             lbl = svc | {"pod": p.name, "version": wl.revision(p.revision).tag}
-            fam["pod_error_ratio"].append((lbl, per_pod["err"][k]))
+            fam["pod_error_ratio"].append((lbl, per_pod_values["err"][k]))
     for a, b in w.edges:
         share = (
             rng.uniform(2, 6) if w.workloads[b].role in ("db", "cache") else rng.uniform(0.3, 1.2)
@@ -241,10 +267,11 @@ def openmetrics(w: World) -> str:
         wa, wb = w.workloads[a], w.workloads[b]
         rps: list[float | None] = [v * share for v in wa.m["rps"]]
         err: list[float | None] = [min(1.0, v * rng.uniform(0.9, 1.1)) for v in wb.m["err"]]
+        lat = _edge_latency(w, a, b)
         for caller, callee, metric, t0, fx, ramp in w.edge_fx:
             if (caller, callee) != (a, b):
                 continue
-            target = rps if metric == "rps" else err
+            target = rps if metric == "rps" else lat if metric == "p99" else err
             for i, t in enumerate(w.times):
                 v = target[i]
                 if t >= t0 and v is not None:
@@ -252,6 +279,7 @@ def openmetrics(w: World) -> str:
                     target[i] = fx(v, f)
         edge = {"namespace": wa.namespace, "caller": a, "callee": b}
         fam["edge_error_ratio"].append((edge, err))
+        fam["edge_request_duration_p99_seconds"].append((edge, lat))
     for node in w.nodes:
         down = node.not_ready_since
         fam["node_ready"].append(
@@ -271,6 +299,14 @@ def openmetrics(w: World) -> str:
     for x in w.extra:
         fam[x.name].append((x.labels, x.values))
     return _text(w, fam)
+
+
+def _edge_latency(w: World, a: str, b: str) -> list[float | None]:
+    """What the caller waits for: the callee's own time plus the wire and the client's overhead.
+    Its own random stream, so the other series stay as they were."""
+    rng = random.Random(f"{w.key}/edge/{a}/{b}")
+    wire = rng.uniform(0.0004, 0.002)
+    return [v * rng.uniform(1.02, 1.1) + wire for v in w.workloads[b].m["p99"]]
 
 
 def _step(history: list[tuple[datetime, int]], t: datetime) -> int:
@@ -319,7 +355,7 @@ def _text(w: World, fam: dict[str, list[tuple[dict[str, str], list[float | None]
         series = fam[name]
         if not series:
             continue
-        kind, help_text = FAMILIES[name]
+        kind, help_text = FAMILIES.get(name) or POD_FAMILIES[name]
         out.append(f"# TYPE {name} {kind}\n# HELP {name} {help_text}\n")
         sample = f"{name}_total" if kind == "counter" else name
         for labels, values in sorted(series, key=lambda s: sorted(s[0].items())):

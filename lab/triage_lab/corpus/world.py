@@ -13,7 +13,19 @@ from typing import Any
 from triage_lab.corpus import log_lines as L
 from triage_lab.corpus.cluster import populate
 from triage_lab.corpus.kube import event
-from triage_lab.corpus.model import ConfigObj, NodeInfo, Pod, PolicyObj, Workload
+from triage_lab.corpus.kube_control_plane import ControlPlane
+from triage_lab.corpus.model import (
+    ClaimObj,
+    ConfigObj,
+    LimitRangeObj,
+    NodeInfo,
+    Pod,
+    PolicyObj,
+    QuotaObj,
+    RouteObj,
+    ServiceEdit,
+    Workload,
+)
 from triage_lab.corpus.names import REGISTRIES, Domain, cluster
 from triage_lab.corpus.units import MIN, cores, mib, sec
 
@@ -82,6 +94,15 @@ class World:
         self.extra: list[ExtraSeries] = []
         self.certs: dict[str, datetime] = {}
         self.cluster_ips: dict[str, str] = {}
+        # Traffic objects beyond the workloads (kube_routing.py renders them).
+        self.service_edits: dict[str, ServiceEdit] = {}
+        self.routes: list[RouteObj] = []
+        self.scaled: dict[str, tuple[datetime, str]] = {}  # Deployment -> (when, manager)
+        # Namespace limits and volumes (kube_storage.py renders them).
+        self.quotas: list[QuotaObj] = []
+        self.limit_ranges: list[LimitRangeObj] = []
+        self.claims: list[ClaimObj] = []
+        self.control_plane: ControlPlane | None = None  # the cluster's own components
         self.noise_alerts: list[dict[str, Any]] = []
         self._ips: dict[str, int] = {}
         self.pending: list[Callable[[], None]] = []
@@ -323,6 +344,7 @@ class World:
             "ReplicaSet": "apps/v1",
             "StatefulSet": "apps/v1",
             "HorizontalPodAutoscaler": "autoscaling/v2",
+            "Ingress": "networking.k8s.io/v1",
         }.get(kind, "v1")
         self.events.append(
             event(

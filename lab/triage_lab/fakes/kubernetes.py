@@ -51,6 +51,9 @@ _LIST_KINDS = {
     "limitranges": "LimitRangeList",
     "persistentvolumeclaims": "PersistentVolumeClaimList",
     "endpointslices": "EndpointSliceList",
+    "ingresses": "IngressList",
+    "httproutes": "HTTPRouteList",
+    "leases": "LeaseList",
 }
 _PLURALS = {kind.removesuffix("List"): plural for plural, kind in _LIST_KINDS.items()}
 

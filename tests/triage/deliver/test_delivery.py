@@ -273,7 +273,7 @@ async def test_two_notifier_replicas_post_one_thread_and_the_second_waits_its_tu
         assert len(slack_api.top_level("#cart-oncall")) == 1
         assert len(slack_api.top_level("#shop")) == 1
         state = await state_of(bus)
-        assert state.notify_claim is None  # released once delivered
+        assert state.notify_claims == {}  # released once delivered
 
         # A resolve racing on both replicas is posted once in the thread.
         outcomes = await asyncio.gather(
@@ -290,7 +290,7 @@ def held_by(worker: str, seconds: float) -> Callable[[IncidentState | None], Inc
     def hold(state: IncidentState | None) -> IncidentState | None:
         assert state is not None
         until = utcnow() + timedelta(seconds=seconds)
-        state.notify_claim = Claim(worker=worker, revision=0, lease_until=until)
+        state.notify_claims["direct"] = Claim(worker=worker, revision=0, lease_until=until)
         return state
 
     return hold
@@ -298,7 +298,7 @@ def held_by(worker: str, seconds: float) -> Callable[[IncidentState | None], Inc
 
 def released(state: IncidentState | None) -> IncidentState | None:
     assert state is not None
-    state.notify_claim = None
+    state.notify_claims.pop("direct", None)
     return state
 
 

@@ -232,3 +232,96 @@ def test_the_kind_names_the_mechanism_not_the_bare_rollout():
     assert kind_of(config, dns) == "dns_failure"  # the config was the trigger, DNS what broke
     assert kind_of(config, secret) == "secret_change"
     assert kind_of(item("m", "metric_shift", "api", 0.9)) == "unknown"
+
+
+def test_the_service_every_caller_waits_on_ranks_above_its_waiting_callers():
+    # cart and orders both wait longer on tax (a slow link); tax's own handling time is calm,
+    # the callers' latency is up only because they wait.
+    evidence = [
+        metrics(
+            item("m-cart", "metric_shift", "cart", 1.0),
+            item("m-orders", "metric_shift", "orders", 1.0),
+            edge_item("e-tax", "tax", ["cart", "orders"], 0.9),
+            edges=[("web", "cart"), ("web", "orders"), ("cart", "tax"), ("orders", "tax")],
+        )
+    ]
+    suspects = rank(incident("web"), evidence)
+    assert suspects[0].component == "tax"
+    assert "callers_slowed" in suspects[0].breakdown
+    for caller in ("cart", "orders"):
+        assert next(s for s in suspects if s.component == caller).score < suspects[0].score
+
+
+def test_one_callers_slow_calls_alone_do_not_blame_a_callee_others_reach_fine():
+    # Only cart's calls to tax slowed; orders reaches tax as fast as ever: cart's side.
+    evidence = [
+        metrics(
+            item("m-cart", "metric_shift", "cart", 1.0),
+            edge_item("e-tax", "tax", ["cart"], 0.9),
+            edges=[("web", "cart"), ("web", "orders"), ("cart", "tax"), ("orders", "tax")],
+        )
+    ]
+    suspects = rank(incident("web"), evidence)
+    assert suspects[0].component == "cart"
+    assert "callers_slowed" not in next(s for s in suspects if s.component == "tax").breakdown
+
+
+def test_a_slow_link_is_named_as_network_trouble():
+    evidence = [
+        metrics(
+            item("m-cart", "metric_shift", "cart", 1.0),
+            item("m-orders", "metric_shift", "orders", 1.0),
+            edge_item("e-tax", "tax", ["cart", "orders"], 0.9).model_copy(
+                update={"fault_hint": "network"}
+            ),
+            edges=[("cart", "tax"), ("orders", "tax")],
+        )
+    ]
+    assert rank(incident("cart"), evidence)[0].kind == "network"
+
+
+def test_an_oom_kill_outweighs_fresh_rollouts_of_a_whole_app_release():
+    # Every workload rolled out in the same release (each rollout discounted by the collector
+    # as one of many); only billing's containers are OOMKilled, its callers see 5xx.
+    released = "rolled out with 4 others in 30 s: one release of the app"
+    k8s = [
+        item(f"rollout-{s}", "rollout", s, 0.9 * 0.35, f"{s} {released}")
+        for s in ("web", "cart", "orders", "billing", "tax")
+    ]
+    oom = item("podstate-billing", "pod_state", "billing", 0.87, "2 pod(s) of billing in OOMKilled")
+    k8s.append(oom.model_copy(update={"fault_hint": "resource_exhaustion"}))
+    evidence = [
+        Evidence(collector="k8s", status="ok", items=k8s),
+        metrics(
+            item("m-web", "metric_shift", "web", 1.0),
+            item("m-orders", "metric_shift", "orders", 1.0),
+            item("l-orders", "log_pattern", "orders", 0.7, "upstream billing returned 503"),
+            edges=[("web", "cart"), ("web", "orders"), ("orders", "billing"), ("cart", "tax")],
+        ),
+    ]
+    suspects = rank(incident("web"), evidence)
+    assert suspects[0].component == "billing"
+    assert suspects[0].kind == "resource_exhaustion"
+
+
+def test_a_crash_looping_datastore_the_service_calls_is_its_dependencys_outage():
+    """Its own pods say crash loop; to the alerting service it is a dependency that went down.
+    A crash loop of the alerting service itself stays a crash loop."""
+    items = [
+        EvidenceItem(
+            id="pod-db",
+            kind="pod_state",
+            summary="orders-db-0 in CrashLoopBackOff",
+            subject="orders-db",
+            score=0.8,
+            fault_hint="crash_loop",
+        ),
+        item("m-cart", "metric_shift", "cart", 0.9),
+    ]
+    graph = [("cart", "orders-db")]
+    evidence = [Evidence(collector="k8s", status="ok", items=items)]
+    [db, *_] = rank(incident("cart"), evidence, graph)
+    assert (db.component, db.kind) == ("orders-db", "dependency_failure")
+    alone = [Evidence(collector="k8s", status="ok", items=[items[0]])]
+    [itself] = rank(incident("orders-db"), alone, graph)
+    assert itself.kind == "crash_loop"

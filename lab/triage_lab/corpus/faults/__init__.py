@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from triage_lab.corpus.faults import config, infra, network, rollout
+from triage_lab.corpus.faults import (
+    config,
+    constraints,
+    control_plane,
+    degraded,
+    infra,
+    network,
+    rollout,
+    routing,
+    volumes,
+)
 from triage_lab.corpus.world import World
 
-# category (triage.models.FaultKind) -> builder; the order is part of the corpus' seed contract
+# family -> builder (each records a triage.models.FaultKind as its truth's category); the
+# order is part of the corpus' seed contract
 FAULTS: dict[str, Callable[[World, int], None]] = {
     "bad_rollout": rollout.bad_rollout,
     "config_change": config.config_change,
@@ -23,4 +34,10 @@ FAULTS: dict[str, Callable[[World, int], None]] = {
     "certificate_expiry": config.certificate_expiry,
     "dns_failure": network.dns_failure,
     "network_policy": network.network_policy,
+    "network": degraded.network,
+    "mass_redeploy_oom": degraded.mass_redeploy_oom,
+    "routing": routing.routing,
+    "control_plane": control_plane.control_plane,
+    "quota": constraints.quota,
+    "storage": volumes.storage,
 }

@@ -218,7 +218,7 @@ def _replace(w: World, old: Pod, at: datetime, nodes: list[str], *, slow: bool =
 
 def scheduling(w: World, variant: int) -> None:
     rng = w.rng
-    mode = ("quota", "resources", "selector")[variant % 3]
+    mode = ("taints", "resources", "selector")[variant % 3]
     svc = rng.choice([*w.mids, *w.leaves])
     wl = w.workloads[svc]
     wl.max_unavailable = "50%"
@@ -226,17 +226,22 @@ def scheduling(w: World, variant: int) -> None:
     t0 = w.onset
     n = len(w.nodes)
     tag = bump(old.tag, rng)
-    if mode == "quota":
-        quota = rng.choice(("compute-resources", f"{w.ns}-quota", "team-quota"))
-        req = rng.choice(("1Gi", "1536Mi", "2Gi"))
-        limited = rng.choice((24, 32, 48))
-        blocked = (
-            f"exceeded quota: {quota}, requested: requests.memory={req}, used: "
-            f"requests.memory={limited - 1}Gi, limited: requests.memory={limited}Gi"
+    if mode == "taints":
+        # The namespace's nodes are its team's, tainted for it; every workload tolerates that
+        # (cluster add-ons tolerate any taint) until a rollout drops the toleration.
+        taint = {"key": "dedicated", "value": w.team, "effect": "NoSchedule"}
+        for node in w.nodes:
+            node.taints = [*node.taints, taint]
+        own = [{"key": "dedicated", "operator": "Equal", "value": w.team, "effect": "NoSchedule"}]
+        for other in w.workloads.values():
+            for r in other.revisions:
+                r.tolerations = own if other.namespace == w.ns else [{"operator": "Exists"}]
+        pending = (
+            f"0/{n} nodes are available: {n} node(s) had untolerated taint {{dedicated: "
+            f"{w.team}}}. preemption: 0/{n} nodes are available: {n} Preemption is not helpful "
+            "for scheduling."
         )
-        rev, pods = rollout(
-            w, wl, t0, healthy=False, tag=tag, blocked=blocked, mem_request=req, mem_limit="3Gi"
-        )
+        rev, pods = rollout(w, wl, t0, healthy=False, tag=tag, pending=pending, tolerations=[])
     elif mode == "resources":
         cpu = rng.choice(("6", "8", "12"))
         pending = (

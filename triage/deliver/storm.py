@@ -1,0 +1,43 @@
+"""Delivery in a storm: a parent incident's teams, and Slack drafts coalesced."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from triage.deliver.routing import RouteDecision, Router, Target
+from triage.models import DeliveryRequest, IncidentState
+
+
+async def with_teams(
+    router: Router, route: RouteDecision, state: IncidentState, severity: str
+) -> RouteDecision:
+    """A parent incident's route, plus one channel of every team owning attached groups: each
+    gets one thread of its own in its channel, naming the parent."""
+    if not state.children:
+        return route
+    seen = set(route.channels)
+    extra: list[Target] = []
+    labelsets = {tuple(sorted(c.labels.items())) for c in state.children.values()}
+    for labels in sorted(labelsets):
+        found = await router.decide({"severity": severity, **dict(labels)})
+        for t in found.targets:
+            fresh = tuple(c for c in t.channels if c not in seen)
+            if fresh:
+                seen.update(fresh)
+                extra.append(replace(t, channels=fresh, reason=f"attached group: {t.reason}"))
+    return RouteDecision(targets=route.targets + tuple(extra))
+
+
+def coalesced(
+    state: IncidentState, request: DeliveryRequest, sink: Any, thread: str | None
+) -> bool:
+    """Whether a paced sink (Slack) may skip this draft: its thread exists and a newer draft of
+    the same episode has been published since, which carries everything this one would."""
+    return bool(
+        getattr(sink, "paced", False)
+        and request.kind == "draft"
+        and thread
+        and state.drafted_revision > request.revision
+        and state.episode == request.episode
+    )
