@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -35,6 +36,8 @@ from triage.errors import BrokerLost, BrokerUnavailable, MessageTooLarge
 from triage.models import DeadLetter, DeliveryRequest, IncidentState, utcnow
 from triage.settings import NatsSettings
 from triage.telemetry import Metrics
+
+M = TypeVar("M", bound=BaseModel)
 
 log = structlog.get_logger(__name__)
 
@@ -412,23 +415,47 @@ class Bus:
     ) -> IncidentState | None:
         """Apply ``change`` with compare-and-set, re-reading on conflict. ``change`` returns None
         to leave the state as it is; the result is the state as stored."""
+        return await self.mutate_model(
+            incident_id, IncidentState, change, attempts=attempts, what=f"incident {incident_id}"
+        )
+
+    async def mutate_model(
+        self,
+        key: str,
+        model: type[M],
+        change: Callable[[M | None], M | None],
+        *,
+        attempts: int = 200,
+        what: str = "",
+    ) -> M | None:
+        """Compare-and-set of any model kept in the bucket under ``key`` (an incident, the
+        correlation index): ``change`` sees a copy of the stored value and returns the new one,
+        or None to leave it; conflicts re-read and try again."""
+        what = what or key
         for _ in range(attempts):
-            state, revision = await self.get_incident(incident_id)
-            before = state.model_copy(deep=True) if state is not None else None
-            new = change(before)
+            try:
+                entry = await self.kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                current, revision = None, 0
+            except TRANSIENT as exc:
+                raise BrokerUnavailable(f"kv get failed: {type(exc).__name__}") from exc
+            else:
+                current = model.model_validate_json(entry.value) if entry.value else None
+                revision = entry.revision or 0 if current is not None else 0
+            new = change(current.model_copy(deep=True) if current is not None else None)
             if new is None:
-                return state
+                return current
             data = new.model_dump_json().encode()
-            self.check_size(f"incident {incident_id} (KV bucket)", data, KV_HEADERS)
+            self.check_size(f"{what} (KV bucket)", data, KV_HEADERS)
             try:
                 if revision == 0:
-                    await self.kv.create(incident_id, data)
+                    await self.kv.create(key, data)
                 else:
-                    await self.kv.update(incident_id, data, last=revision)
+                    await self.kv.update(key, data, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             except nats.errors.MaxPayloadError as exc:
-                raise self._too_large(f"incident {incident_id}", data, KV_HEADERS) from exc
+                raise self._too_large(what, data, KV_HEADERS) from exc
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     continue
@@ -436,7 +463,7 @@ class Bus:
             except TRANSIENT as exc:
                 raise BrokerUnavailable(f"kv write failed: {type(exc).__name__}") from exc
             return new
-        raise BrokerUnavailable(f"incident {incident_id}: too much write contention")
+        raise BrokerUnavailable(f"{what}: too much write contention")
 
     # -- lag ------------------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 import structlog
 
 from triage.bus.jetstream import Bus
-from triage.bus.kv import mutate_model
 from triage.bus.limits import VALUE_CHARS, bound_values, truncate
 from triage.incidents.correlation import INDEX_KEY, Index, without
 from triage.models import (
@@ -170,8 +169,7 @@ class IncidentStage:
             and settled
             and not resolved_sent
         ):
-            await mutate_model(
-                self._bus,
+            await self._bus.mutate_model(
                 INDEX_KEY,
                 Index,
                 lambda index: without(index, state.incident_id) if index is not None else None,

@@ -15,7 +15,6 @@ import structlog
 from collectors.contracts import Evidence
 from triage.analyse.heuristic import HeuristicAnalyzer
 from triage.bus.jetstream import Bus
-from triage.bus.kv import mutate_model
 from triage.incidents import correlation as rule
 from triage.incidents.grouping import IncidentStage, title_of
 from triage.models import RCA, IncidentState, utcnow
@@ -67,7 +66,7 @@ class Correlator:
             placed.append(placement)
             return new
 
-        await mutate_model(self._bus, index_key, rule.Index, decide)
+        await self._bus.mutate_model(index_key, rule.Index, decide)
         placement = placed[0]
         if placement.parent_id is None:
             if placement.new:
@@ -82,7 +81,7 @@ class Correlator:
         return placement.parent_id
 
     async def _index(self) -> rule.Index:
-        found = await mutate_model(self._bus, rule.INDEX_KEY, rule.Index, lambda _: None)
+        found = await self._bus.mutate_model(rule.INDEX_KEY, rule.Index, lambda _: None)
         return found or rule.Index()
 
     async def _attach(self, state: IncidentState, parent_id: str, reason: str) -> None:
@@ -143,7 +142,7 @@ class Correlator:
         def forget(index: rule.Index | None) -> rule.Index | None:
             return rule.without(index, state.incident_id) if index is not None else None
 
-        await mutate_model(self._bus, rule.INDEX_KEY, rule.Index, forget)
+        await self._bus.mutate_model(rule.INDEX_KEY, rule.Index, forget)
         now = utcnow()
 
         def unmark(s: IncidentState | None) -> IncidentState | None:
