@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect bench-notify system-deps checkov litellm kubectl clean
+.PHONY: run demo test lint typecheck unit bench-ingest bench-scaling bench-llm bench-collect bench-notify bench-storm bench-scale system-deps checkov litellm kubectl clean
 
 # Every venv first gets the pip pinned (with its hash) in tests/pip-requirements.txt: the
 # interpreter's bundled pip breaks hash-pinned installs once the registry moves on. Then each
@@ -87,6 +87,12 @@ bench-llm: $(STAMP)
 
 bench-notify: $(STAMP)
 	$(BIN)/python bench/notify.py
+
+bench-storm: $(STAMP)
+	$(BIN)/python bench/storm.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .venv-checkov .venv-litellm .venv-kubectl .triage .pytest_cache .mypy_cache .ruff_cache

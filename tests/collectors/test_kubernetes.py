@@ -3,33 +3,20 @@ served over HTTP: what it reports about changes, pods, events and nodes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import kubernetes.client
 import pytest
-from triage_lab.fakes.asgi import serve_asgi
-from triage_lab.fakes.kubernetes import kube_api_app
 from triage_lab.scenarios import KubeObjects
 
-from collectors.contracts import EvidenceItem, TimeWindow
-from collectors.kubernetes import KubernetesCollector
-from collectors.sources import ApiKubeSource
-from triage.models import AlertSnapshot, IncidentState
+from collectors.contracts import Evidence, EvidenceItem, TimeWindow
+from tests.support.incidents import firing
+from tests.support.kube_collect import NS, ONSET, Obj, analysed, collect_kube, stamp
+from triage.models import IncidentState
 
-NS = "shop"
-ONSET = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 WINDOW = TimeWindow(
     start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=1)
 )
-Obj = dict[str, Any]
-
-
-def stamp(minutes: float) -> str:
-    """A time relative to the onset, as the API server writes it."""
-    return (ONSET + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def meta(name: str, created: float = -10_000, **more: Any) -> Obj:
@@ -129,39 +116,21 @@ def event(reason: str, pod_name: str, first: float, last: float, count: int = 1)
 
 
 def incident() -> IncidentState:
-    labels = {"alertname": "HighErrorRate", "namespace": NS, "service": "cart"}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f1": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    return firing({"alertname": "HighErrorRate", "namespace": NS, "service": "cart"}, ONSET)
 
 
-@pytest.fixture
-def collect() -> Iterator[Any]:
+async def collect(objects: KubeObjects) -> list[EvidenceItem]:
     """Serves the given objects and runs the collector over them through the real client."""
-    with ExitStack() as servers:
-
-        async def run(objects: KubeObjects) -> list[EvidenceItem]:
-            config = kubernetes.client.Configuration()
-            config.host = servers.enter_context(serve_asgi(kube_api_app(objects)))
-            with kubernetes.client.ApiClient(config) as api:
-                evidence = await KubernetesCollector(ApiKubeSource(api)).collect(incident(), WINDOW)
-            assert evidence.status in ("ok", "no_data"), evidence.error
-            return evidence.items
-
-        yield run
+    evidence = await collect_kube(objects, incident(), WINDOW)
+    assert evidence.status in ("ok", "no_data"), evidence.error
+    return evidence.items
 
 
 def by_id(items: list[EvidenceItem], prefix: str) -> list[EvidenceItem]:
     return [i for i in items if i.id.startswith(prefix)]
 
 
-async def test_a_new_network_policy_is_a_change_of_the_workloads_it_selects(collect):
+async def test_a_new_network_policy_is_a_change_of_the_workloads_it_selects():
     objects = KubeObjects(
         deployments=[deployment("cart"), deployment("redis"), deployment("web")],
         networkpolicies=[
@@ -189,7 +158,7 @@ async def test_a_new_network_policy_is_a_change_of_the_workloads_it_selects(coll
     assert scores["networkpolicy/allow-same-namespace"] < scores["redis"] / 1.5
 
 
-async def test_a_restart_weighs_less_than_a_new_image_at_the_same_moment(collect):
+async def test_a_restart_weighs_less_than_a_new_image_at_the_same_moment():
     objects = KubeObjects(
         deployments=[deployment("cart"), deployment("web")],
         replicasets=[
@@ -205,7 +174,7 @@ async def test_a_restart_weighs_less_than_a_new_image_at_the_same_moment(collect
     assert rollouts["web"].score == pytest.approx(rollouts["cart"].score / 2, rel=0.01)
 
 
-async def test_unschedulable_pods_are_a_scheduling_problem(collect):
+async def test_unschedulable_pods_are_a_scheduling_problem():
     pending = {
         "phase": "Pending",
         "conditions": [
@@ -226,7 +195,7 @@ async def test_unschedulable_pods_are_a_scheduling_problem(collect):
     assert "1 pod(s) of cart in Unschedulable" in item.summary
 
 
-async def test_a_node_that_stopped_reporting_is_named_by_its_pods_events(collect):
+async def test_a_node_that_stopped_reporting_is_named_by_its_pods_events():
     objects = KubeObjects(
         nodes=[node("node-a", "True", -9000), node("node-b", "Unknown", -3)],
         pods=[pod("cart-1", "cart", node="node-b")],
@@ -245,7 +214,7 @@ async def test_a_node_that_stopped_reporting_is_named_by_its_pods_events(collect
     assert events["web"].detail == "node node-b"
 
 
-async def test_a_repeating_event_counts_when_its_run_overlaps_the_window(collect):
+async def test_a_repeating_event_counts_when_its_run_overlaps_the_window():
     objects = KubeObjects(
         pods=[pod("cart-1", "cart"), pod("web-1", "web")],
         events=[
@@ -260,7 +229,7 @@ async def test_a_repeating_event_counts_when_its_run_overlaps_the_window(collect
     assert "20x FailedScheduling" in events[0].summary
 
 
-async def test_a_rollout_says_what_kind_of_change_it_was(collect):
+async def test_a_rollout_says_what_kind_of_change_it_was():
     def revision(deploy: str, number: int, created: float, container: Obj) -> Obj:
         rs = replicaset(deploy, number, created, "x:1")
         rs["spec"]["template"]["spec"]["containers"] = [container]
@@ -291,7 +260,7 @@ async def test_a_rollout_says_what_kind_of_change_it_was(collect):
     assert hints == {name: hint for name, (_, hint) in changes.items()}
 
 
-async def test_event_hints_follow_what_the_message_says(collect):
+async def test_event_hints_follow_what_the_message_says():
     timeout = event("Unhealthy", "cart-1", -3, -1, count=5)
     timeout["message"] = (
         'Readiness probe failed: Get "http://10.0.0.1/ready": context deadline exceeded'
@@ -347,11 +316,7 @@ def new_errors(subject: str) -> EvidenceItem:
 
 
 async def top_suspect(items: list[EvidenceItem]) -> str:
-    from collectors.contracts import Evidence
-    from triage.analyse.heuristic import HeuristicAnalyzer
-
-    evidence = [Evidence(collector="kubernetes", status="ok", items=items)]
-    rca = await HeuristicAnalyzer().analyze(incident(), evidence)
+    rca = await analysed(incident(), Evidence(collector="kubernetes", status="ok", items=items))
     return rca.root_cause.component
 
 
@@ -362,7 +327,7 @@ def fresh_rollout_of_web() -> tuple[list[Obj], list[Obj]]:
     ]
 
 
-async def test_a_restart_from_weeks_ago_is_history_not_a_current_failure(collect):
+async def test_a_restart_from_weeks_ago_is_history_not_a_current_failure():
     deployments, replicasets = fresh_rollout_of_web()
     weeks = -60 * 24 * 21
     objects = KubeObjects(
@@ -383,7 +348,7 @@ async def test_a_restart_from_weeks_ago_is_history_not_a_current_failure(collect
     assert await top_suspect([*items, new_errors("web")]) == "web"
 
 
-async def test_a_crash_loop_going_on_for_hours_is_background_to_a_fresh_change(collect):
+async def test_a_crash_loop_going_on_for_hours_is_background_to_a_fresh_change():
     deployments, replicasets = fresh_rollout_of_web()
     looping = pod("cart-1", "cart", status=crashing(40, -2))
     looping["metadata"]["creationTimestamp"] = stamp(-60 * 24)
@@ -410,7 +375,7 @@ async def test_a_crash_loop_going_on_for_hours_is_background_to_a_fresh_change(c
     assert await top_suspect([*items, new_errors("web")]) == "web"
 
 
-async def test_a_crash_loop_that_began_at_the_onset_weighs_fully(collect):
+async def test_a_crash_loop_that_began_at_the_onset_weighs_fully():
     objects = KubeObjects(
         deployments=[deployment("cart")],
         pods=[pod("cart-1", "cart", status=crashing(6, 8))],
@@ -425,7 +390,7 @@ async def test_a_crash_loop_that_began_at_the_onset_weighs_fully(collect):
     assert backoff.timestamp == ONSET + timedelta(minutes=1) and backoff.score >= 0.6
 
 
-async def test_an_ongoing_event_series_is_background_unless_new_series_join(collect):
+async def test_an_ongoing_event_series_is_background_unless_new_series_join():
     objects = KubeObjects(
         pods=[pod("cart-1", "cart"), pod("web-1", "web"), pod("web-2", "web")],
         events=[
@@ -440,7 +405,7 @@ async def test_an_ongoing_event_series_is_background_unless_new_series_join(coll
     assert "3x Unhealthy" in events["web"].summary
 
 
-async def test_a_network_policy_a_gitops_controller_created_at_the_onset_names_it(collect):
+async def test_a_network_policy_a_gitops_controller_created_at_the_onset_names_it():
     created = policy("deny-cart", {"matchLabels": {"app": "cart"}}, changed=-1)
     created["metadata"]["creationTimestamp"] = stamp(-1)
     created["metadata"]["managedFields"] = [
@@ -462,7 +427,7 @@ async def test_a_network_policy_a_gitops_controller_created_at_the_onset_names_i
     assert items["web"].timestamp == ONSET - timedelta(minutes=2)
 
 
-async def test_a_change_names_who_made_it(collect):
+async def test_a_change_names_who_made_it():
     cart = deployment("cart")
     cart["metadata"]["managedFields"] = [
         {"manager": "helm", "operation": "Update", "time": stamp(-600)},
@@ -499,7 +464,7 @@ async def test_a_change_names_who_made_it(collect):
     assert "changed by kustomize-controller at 11:54:00" in changed.summary
 
 
-async def test_a_statefulset_pods_failure_is_the_statefulsets(collect):
+async def test_a_statefulset_pods_failure_is_the_statefulsets():
     owner = [
         {"kind": "StatefulSet", "name": "orders-db", "apiVersion": "apps/v1", "controller": True}
     ]

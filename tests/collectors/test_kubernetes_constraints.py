@@ -4,55 +4,22 @@ nowhere to send traffic. Each names the cause and ranks it above the callers tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 import kubernetes.client
-import pytest
-from triage_lab.fakes.asgi import serve_asgi
-from triage_lab.fakes.kubernetes import KubeApi, kube_api_app
+from triage_lab.fakes.kubernetes import KubeApi
 from triage_lab.scenarios import KubeObjects
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
-from collectors.kubernetes import KubernetesCollector
-from collectors.sources import ApiKubeSource
-from triage.analyse.heuristic import HeuristicAnalyzer
-from triage.models import AlertSnapshot, IncidentState
-
-NS = "shop"
-ONSET = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-WINDOW = TimeWindow(
-    start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=10)
+from tests.support.kube_collect import NS, Obj, of_kind, suffers
+from tests.support.kube_objects import (
+    collect,
+    deployment,
+    event,
+    incident,
+    meta,
+    pending,
+    pod,
+    pvc,
+    ranked,
 )
-Obj = dict[str, Any]
-
-
-def stamp(minutes: float) -> str:
-    return (ONSET + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def meta(name: str, created: float = -10_000, **more: Any) -> Obj:
-    return {"name": name, "namespace": NS, "creationTimestamp": stamp(created), **more}
-
-
-def deployment(name: str, replicas: int = 2, available: int = 2, changed: float = -10_000) -> Obj:
-    fields = [{"manager": "kubectl", "operation": "Update", "time": stamp(changed)}]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(name, labels={"app": name}, managedFields=fields),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": name, "image": f"{name}:1"}]},
-            },
-        },
-        "status": {"replicas": replicas, "availableReplicas": available},
-    }
 
 
 def replicaset(deploy: str) -> Obj:
@@ -64,46 +31,6 @@ def replicaset(deploy: str) -> Obj:
             ownerReferences=[{"kind": "Deployment", "name": deploy, "apiVersion": "apps/v1"}],
         ),
         "spec": {"template": {"metadata": {"labels": {"app": deploy}}}},
-    }
-
-
-def pod(name: str, app: str, status: Obj | None = None, **spec: Any) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta(name, -60, labels={"app": app}),
-        "spec": {"containers": [{"name": app, "image": f"{app}:1"}], **spec},
-        "status": status or {"phase": "Running"},
-    }
-
-
-def pending(message: str, since: float = 0) -> Obj:
-    return {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": message,
-                "lastTransitionTime": stamp(since),
-            }
-        ],
-    }
-
-
-def event(reason: str, kind: str, name: str, message: str, first: float = 0) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": meta(f"{name}.{reason.lower()}", first),
-        "involvedObject": {"kind": kind, "name": name, "namespace": NS},
-        "reason": reason,
-        "message": message,
-        "type": "Warning",
-        "firstTimestamp": stamp(first),
-        "lastTimestamp": stamp(first + 5),
-        "count": 12,
     }
 
 
@@ -153,72 +80,7 @@ def endpoint_slice(service_name: str, ready: list[bool]) -> Obj:
     }
 
 
-def pvc(name: str, storage_class: str, phase: str = "Pending") -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": meta(name),
-        "spec": {"storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]},
-        "status": {"phase": phase},
-    }
-
-
-def incident(**labels: str) -> IncidentState:
-    labels = {"alertname": "HighErrorRate", "namespace": NS, **(labels or {"service": "web"})}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f1": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
-
-
-def caller_suffers(caller: str, callee: str) -> EvidenceItem:
-    """What the metrics and logs collectors say of a caller that times out on its callee."""
-    return EvidenceItem(
-        id=f"metric-{caller}-errors",
-        kind="metric_shift",
-        summary=f"{caller} 5xx ratio 0.00 -> 0.42",
-        subject=caller,
-        timestamp=ONSET,
-        score=0.9,
-        related=[callee],
-    )
-
-
-@pytest.fixture
-def collect() -> Iterator[Any]:
-    """Serves the objects and runs the collector through the real client; returns its items."""
-    with ExitStack() as servers:
-
-        async def run(objects: KubeObjects, alert: IncidentState | None = None) -> Evidence:
-            config = kubernetes.client.Configuration()
-            config.host = servers.enter_context(serve_asgi(kube_api_app(objects)))
-            with kubernetes.client.ApiClient(config) as api:
-                evidence = await KubernetesCollector(ApiKubeSource(api)).collect(
-                    alert or incident(), WINDOW
-                )
-            assert evidence.status == "ok", evidence.error
-            return evidence
-
-        yield run
-
-
-async def ranked(evidence: Evidence, *extra: EvidenceItem, alert: IncidentState | None = None):
-    more = Evidence(collector="metrics", status="ok", items=list(extra))
-    analyzer = HeuristicAnalyzer(call_graph=[("web", "search"), ("web", "cart")])
-    rca = await analyzer.analyze(alert or incident(), [evidence, more])
-    return rca
-
-
-def of_kind(evidence: Evidence, kind: str) -> list[EvidenceItem]:
-    return [i for i in evidence.items if i.kind == kind]
-
-
-async def test_a_used_up_quota_is_the_cause_not_the_workload_it_blocks(collect):
+async def test_a_used_up_quota_is_the_cause_not_the_workload_it_blocks():
     message = (
         'Error creating: pods "search-7d9f-x2k4p" is forbidden: exceeded quota: compute-quota, '
         "requested: requests.cpu=1, used: requests.cpu=19500m, limited: requests.cpu=20"
@@ -235,13 +97,13 @@ async def test_a_used_up_quota_is_the_cause_not_the_workload_it_blocks(collect):
     assert "ResourceQuota compute-quota blocks new pods of search" in item.summary
     assert "requests.cpu used 19500m of hard 20" in item.summary
     assert "search: 1/3 replicas available" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert [s.component for s in rca.suspects[:2]] == ["compute-quota", "search"]
     assert rca.suspects[0].kind == "quota"
     assert rca.suspects[0].evidence_ids[0] == item.id
 
 
-async def test_a_limit_range_that_forbids_the_pods_requests_is_named(collect):
+async def test_a_limit_range_that_forbids_the_pods_requests_is_named():
     message = (
         'Error creating: pods "search-7d9f-x2k4p" is forbidden: maximum cpu usage per '
         "Container is 2, but limit is 4"
@@ -256,14 +118,14 @@ async def test_a_limit_range_that_forbids_the_pods_requests_is_named(collect):
     (item,) = of_kind(evidence, "quota")
     assert item.subject == "container-limits"
     assert "maximum cpu per Container is 2, the pods ask for 4" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert rca.suspects[0].component == "container-limits"
     assert rca.suspects[0].kind == "quota"
     # The refused workload's own trouble is the limit's doing: it ranks below it.
     assert rca.suspects[1].component == "search" and rca.suspects[1].score < rca.suspects[0].score
 
 
-async def test_a_quota_the_collector_cannot_list_leaves_the_blocked_workload(collect):
+async def test_a_quota_the_collector_cannot_list_leaves_the_blocked_workload():
     message = 'pods "search-7d9f-x" is forbidden: exceeded quota: compute-quota, requested: x'
     objects = KubeObjects(
         deployments=[deployment("web"), deployment("search", replicas=3, available=1)],
@@ -272,11 +134,11 @@ async def test_a_quota_the_collector_cannot_list_leaves_the_blocked_workload(col
     )
     evidence = await collect(objects)
     assert not of_kind(evidence, "quota")
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert rca.suspects[0].component == "search"
 
 
-async def test_pods_short_of_cpu_make_the_pending_workload_the_cause(collect):
+async def test_pods_short_of_cpu_make_the_pending_workload_the_cause():
     message = (
         "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untolerated taint {gpu: }."
     )
@@ -295,13 +157,13 @@ async def test_pods_short_of_cpu_make_the_pending_workload_the_cause(collect):
     assert "2 pod(s) of search cannot be scheduled" in item.summary
     assert "not enough cpu on any node; node taints it does not tolerate" in item.summary
     assert "requests cpu=8, memory=2Gi" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert rca.suspects[0].component == "search"
     assert rca.suspects[0].kind == "scheduling"
     assert "unschedulable" in rca.suspects[0].breakdown
 
 
-async def test_an_unbound_claim_names_the_workload_its_claim_and_storage_class(collect):
+async def test_an_unbound_claim_names_the_workload_its_claim_and_storage_class():
     message = "0/5 nodes are available: pod has unbound immediate PersistentVolumeClaims."
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data-search-0"}}]
     objects = KubeObjects(
@@ -316,12 +178,12 @@ async def test_an_unbound_claim_names_the_workload_its_claim_and_storage_class(c
     assert "PersistentVolumeClaim data-search-0 is Pending (StorageClass fast-ssd)" in item.summary
     assert "an unbound PersistentVolumeClaim" in item.summary
     assert item.fault_hint == "storage"
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert rca.suspects[0].component == "search"
     assert rca.suspects[0].kind == "storage"
 
 
-async def test_a_claim_that_waits_for_its_pod_does_not_make_a_cpu_shortage_storage(collect):
+async def test_a_claim_that_waits_for_its_pod_does_not_make_a_cpu_shortage_storage():
     """A WaitForFirstConsumer claim stays Pending until its pod is placed: the pod's own
     reason (no node has the cpu) is the fault's kind."""
     message = "0/5 nodes are available: 5 Insufficient cpu."
@@ -335,14 +197,14 @@ async def test_a_claim_that_waits_for_its_pod_does_not_make_a_cpu_shortage_stora
     assert item.fault_hint == "scheduling"
 
 
-async def test_a_pod_that_went_pending_long_after_the_onset_explains_little(collect):
+async def test_a_pod_that_went_pending_long_after_the_onset_explains_little():
     message = "0/5 nodes are available: 5 Insufficient memory."
     objects = KubeObjects(pods=[pod("report-1-x", "report", pending(message, since=8))])
     (item,) = of_kind(await collect(objects), "unschedulable")
     assert item.score < 0.3
 
 
-async def test_a_service_with_no_ready_endpoints_names_the_workload_it_selects(collect):
+async def test_a_service_with_no_ready_endpoints_names_the_workload_it_selects():
     not_ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}
     objects = KubeObjects(
         deployments=[deployment("web"), deployment("search", available=0)],
@@ -355,11 +217,11 @@ async def test_a_service_with_no_ready_endpoints_names_the_workload_it_selects(c
     assert item.subject == "search"
     assert item.summary.startswith("Service search has no ready endpoints (selector app=search")
     assert "none ready (2 not ready)" in item.summary and "targetPort 8080" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert rca.suspects[0].component == "search"
 
 
-async def test_a_deployment_scaled_to_zero_leaves_its_service_empty(collect):
+async def test_a_deployment_scaled_to_zero_leaves_its_service_empty():
     objects = KubeObjects(
         deployments=[deployment("web"), deployment("search", replicas=0, available=0, changed=-3)],
         pods=[pod("web-1-a", "web")],
@@ -370,11 +232,11 @@ async def test_a_deployment_scaled_to_zero_leaves_its_service_empty(collect):
     assert item.subject == "search" and item.change == "deployment/search"
     assert "selector app=search matches no pod" in item.summary
     assert "Deployment search is scaled to 0 replicas 3 min before the onset" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     assert rca.suspects[0].component == "search"
 
 
-async def test_kube_prometheus_labels_name_the_pending_deployment(collect):
+async def test_kube_prometheus_labels_name_the_pending_deployment():
     """kube-state-metrics alerts (KubeDeploymentReplicasMismatch) say ``deployment=`` and
     ``namespace=``, not ``service=``: identity still finds the pending workload."""
     alert = incident(alertname="KubeDeploymentReplicasMismatch", deployment="search")
@@ -386,7 +248,7 @@ async def test_kube_prometheus_labels_name_the_pending_deployment(collect):
     evidence = await collect(objects, alert)
     (item,) = of_kind(evidence, "unschedulable")
     assert "no node matches its affinity" in item.summary and "nodeSelector x=y" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"), alert=alert)
+    rca = await ranked(evidence, suffers("web", "search"), alert=alert)
     assert rca.suspects[0].component == "search"
 
 

@@ -5,29 +5,15 @@ that merely wait on it, and a healthy control plane names nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import kubernetes.client
-import pytest
-from triage_lab.fakes.asgi import serve_asgi
-from triage_lab.fakes.kubernetes import kube_api_app
-from triage_lab.scenarios import KubeObjects
+from collectors.contracts import Evidence, EvidenceItem
+from tests.support.incidents import firing
+from tests.support.kube_collect import NS, ONSET, Obj, collect_kube, suffers, top_suspect
+from triage.models import IncidentState
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
-from collectors.kubernetes import KubernetesCollector
-from collectors.sources import ApiKubeSource
-from triage.analyse.heuristic import HeuristicAnalyzer
-from triage.models import AlertSnapshot, IncidentState
-
-NS, SYSTEM = "shop", "kube-system"
-ONSET = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-WINDOW = TimeWindow(
-    start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=10)
-)
-Obj = dict[str, Any]
+SYSTEM = "kube-system"
 
 
 def at(minutes: float, micro: bool = False) -> str:
@@ -153,52 +139,13 @@ SANDBOX = (
 
 
 def incident() -> IncidentState:
-    labels = {"alertname": "HighErrorRate", "namespace": NS, "service": "web"}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f1": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    return firing({"alertname": "HighErrorRate", "namespace": NS, "service": "web"}, ONSET)
 
 
-def suffers(svc: str, callee: str | None = None) -> EvidenceItem:
-    """What the metrics collector says of a service whose errors rose at the onset."""
-    return EvidenceItem(
-        id=f"metric-{svc}-errors",
-        kind="metric_shift",
-        summary=f"{svc} 5xx ratio 0.00 -> 0.42",
-        subject=svc,
-        timestamp=ONSET,
-        score=0.9,
-        related=[callee] if callee else [],
-    )
-
-
-@pytest.fixture
-def collect() -> Iterator[Any]:
-    with ExitStack() as servers:
-
-        async def run(objects: list[Obj]) -> Evidence:
-            config = kubernetes.client.Configuration()
-            config.host = servers.enter_context(serve_asgi(kube_api_app(KubeApiObjects(objects))))
-            with kubernetes.client.ApiClient(config) as api:
-                evidence = await KubernetesCollector(ApiKubeSource(api)).collect(incident(), WINDOW)
-            assert evidence.status != "error", evidence.error
-            return evidence
-
-        yield run
-
-
-def KubeApiObjects(objects: list[Obj]) -> KubeObjects:
-    out = KubeObjects()
-    plural = {"Lease": "leases", "DaemonSet": "daemonsets", "ReplicaSet": "replicasets"}
-    for obj in objects:
-        out.of(plural.get(obj["kind"], obj["kind"].lower() + "s")).append(obj)
-    return out
+async def collect(objects: list[Obj]) -> Evidence:
+    evidence = await collect_kube(objects, incident())
+    assert evidence.status != "error", evidence.error
+    return evidence
 
 
 def control_plane_items(evidence: Evidence) -> dict[str, EvidenceItem]:
@@ -206,11 +153,7 @@ def control_plane_items(evidence: Evidence) -> dict[str, EvidenceItem]:
 
 
 async def first_suspect(evidence: Evidence, *extra: EvidenceItem) -> tuple[str, str]:
-    more = Evidence(collector="metrics", status="ok", items=list(extra))
-    rca = await HeuristicAnalyzer(call_graph=[("web", "search")]).analyze(
-        incident(), [evidence, more]
-    )
-    top = rca.suspects[0]
+    top = await top_suspect(incident(), evidence, *extra, call_graph=[("web", "search")])
     return top.component, top.kind
 
 
@@ -227,7 +170,7 @@ HEALTHY = [
 ]
 
 
-async def test_a_healthy_control_plane_names_nothing(collect: Any) -> None:
+async def test_a_healthy_control_plane_names_nothing() -> None:
     # A pod the scheduler did look at (and could not place) is the scheduling family's.
     waiting = pod(
         "search-7d9f-c",
@@ -248,9 +191,7 @@ async def test_a_healthy_control_plane_names_nothing(collect: Any) -> None:
     assert control_plane_items(evidence) == {}
 
 
-async def test_a_stale_scheduler_lease_with_pods_nobody_scheduled_names_the_scheduler(
-    collect: Any,
-) -> None:
+async def test_a_stale_scheduler_lease_with_pods_nobody_scheduled_names_the_scheduler() -> None:
     objects = [o for o in HEALTHY if o["metadata"]["name"] != "kube-scheduler"]
     objects += [
         lease("kube-scheduler", -1),
@@ -266,16 +207,14 @@ async def test_a_stale_scheduler_lease_with_pods_nobody_scheduled_names_the_sche
     )
 
 
-async def test_a_pod_just_created_is_not_yet_a_footprint(collect: Any) -> None:
+async def test_a_pod_just_created_is_not_yet_a_footprint() -> None:
     fresh = pod("search-7d9f-c", "search", status={"phase": "Pending"})
     fresh["metadata"]["creationTimestamp"] = at(9.5)  # 30 s before the window ends
     evidence = await collect([*HEALTHY, fresh])
     assert control_plane_items(evidence) == {}
 
 
-async def test_a_crash_looping_controller_manager_and_replicas_never_replaced(
-    collect: Any,
-) -> None:
+async def test_a_crash_looping_controller_manager_and_replicas_never_replaced() -> None:
     objects = [
         o for o in HEALTHY if o["kind"] != "ReplicaSet" and o["metadata"]["name"] != "search-7d9f-b"
     ]
@@ -300,7 +239,7 @@ async def test_a_crash_looping_controller_manager_and_replicas_never_replaced(
     )
 
 
-async def test_a_deployment_spec_never_observed_is_a_weaker_footprint(collect: Any) -> None:
+async def test_a_deployment_spec_never_observed_is_a_weaker_footprint() -> None:
     objects = [o for o in HEALTHY if o["kind"] != "Deployment"]
     evidence = await collect([*objects, deployment("search", generation=4, observed=3)])
     item = control_plane_items(evidence)["kube-controller-manager"]
@@ -311,7 +250,7 @@ async def test_a_deployment_spec_never_observed_is_a_weaker_footprint(collect: A
     assert control_plane_items(down)["kube-controller-manager"].score > item.score
 
 
-async def test_sandbox_failures_on_one_node_name_that_nodes_cni_agent(collect: Any) -> None:
+async def test_sandbox_failures_on_one_node_name_that_nodes_cni_agent() -> None:
     objects = [o for o in HEALTHY if o["metadata"]["name"] != "calico-node-n2"]
     objects += [
         agent("calico-node", "n2", crash_looping(-1)),

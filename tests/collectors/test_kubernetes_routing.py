@@ -5,8 +5,7 @@ routing fault, above the entry service and the callers that suffer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import kubernetes.client
@@ -14,24 +13,15 @@ import pytest
 from triage_lab.fakes.kubernetes import KubeApi
 from triage_lab.scenarios import KubeObjects
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
-from collectors.kubernetes import KubernetesCollector
+from collectors.contracts import Evidence, EvidenceItem
 from collectors.sources import ApiKubeSource
-from triage.analyse.heuristic import HeuristicAnalyzer
+from tests.support import kube_collect
+from tests.support.incidents import firing
+from tests.support.kube_collect import NS, ONSET, Obj, collect_kube, of_kind, stamp
 from triage.errors import CollectorError
-from triage.models import AlertSnapshot, IncidentState
+from triage.models import IncidentState
 
-NS = "shop"
-ONSET = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-WINDOW = TimeWindow(
-    start=ONSET - timedelta(minutes=30), onset=ONSET, end=ONSET + timedelta(minutes=10)
-)
 HTTPROUTES = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes"
-Obj = dict[str, Any]
-
-
-def stamp(minutes: float) -> str:
-    return (ONSET + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def meta(name: str, changed: float | None = None, **more: Any) -> Obj:
@@ -163,62 +153,27 @@ def shop(**extra: list[Obj]) -> KubeObjects:
 
 
 def incident() -> IncidentState:
-    labels = {"alertname": "HighErrorRate", "namespace": NS, "service": "web"}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f1": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    return firing({"alertname": "HighErrorRate", "namespace": NS, "service": "web"}, ONSET)
 
 
-def suffers(svc: str, callee: str | None = None) -> EvidenceItem:
-    """What the metrics collector says of a service whose error ratio jumped."""
-    return EvidenceItem(
-        id=f"metric-{svc}-errors",
-        kind="metric_shift",
-        summary=f"{svc} 5xx ratio 0.00 -> 0.62",
-        subject=svc,
-        timestamp=ONSET,
-        score=0.95,
-        related=[callee] if callee else [],
-    )
+# What the metrics collector says of a service whose error ratio jumped.
+suffers = partial(kube_collect.suffers, ratio=0.62, score=0.95)
 
 
-@pytest.fixture
-def api() -> Iterator[Any]:
-    """Serves the objects; ``run`` collects through the real client and returns the evidence."""
-    servers: list[KubeApi] = []
-
-    async def run(objects: KubeObjects, *, failing: dict[str, int] | None = None) -> Evidence:
-        fake = KubeApi(objects)
-        fake.failing.update(failing or {})
-        fake.start()
-        servers.append(fake)
-        with kubernetes.client.ApiClient(fake.configuration()) as client:
-            evidence = await KubernetesCollector(ApiKubeSource(client)).collect(incident(), WINDOW)
-        assert evidence.status != "error", evidence.error
-        return evidence
-
-    yield run
-    for fake in servers:
-        fake.stop()
+async def api(objects: KubeObjects, *, failing: dict[str, int] | None = None) -> Evidence:
+    """Serves the objects and collects through the real client."""
+    evidence = await collect_kube(objects, incident(), failing=failing)
+    assert evidence.status != "error", evidence.error
+    return evidence
 
 
 async def top(evidence: Evidence, *extra: EvidenceItem) -> Any:
-    more = Evidence(collector="metrics", status="ok", items=list(extra))
-    analyzer = HeuristicAnalyzer(call_graph=[("web", "search")])
-    return (await analyzer.analyze(incident(), [evidence, more])).suspects[0]
+    return await kube_collect.top_suspect(
+        incident(), evidence, *extra, call_graph=[("web", "search")]
+    )
 
 
-def of_kind(evidence: Evidence, kind: str) -> list[EvidenceItem]:
-    return [i for i in evidence.items if i.kind == kind]
-
-
-async def test_an_ingress_changed_to_a_missing_service_is_the_cause_not_the_entry(api):
+async def test_an_ingress_changed_to_a_missing_service_is_the_cause_not_the_entry():
     evidence = await api(shop(ingresses=[ingress("shop-public", "web-v2", changed=-2)]))
     (item,) = of_kind(evidence, "route_backend")
     assert item.subject == "shop-public" and item.fault_hint == "routing"
@@ -230,7 +185,7 @@ async def test_an_ingress_changed_to_a_missing_service_is_the_cause_not_the_entr
     assert "dead_route" in suspect.breakdown and "change" in suspect.breakdown
 
 
-async def test_an_httproute_to_a_port_the_service_lacks_is_named_with_its_status(api):
+async def test_an_httproute_to_a_port_the_service_lacks_is_named_with_its_status():
     evidence = await api(shop(httproutes=[httproute("web-route", "web", 8443, changed=-4)]))
     (item,) = of_kind(evidence, "route_backend")
     assert item.subject == "web-route"
@@ -240,7 +195,7 @@ async def test_an_httproute_to_a_port_the_service_lacks_is_named_with_its_status
     assert (suspect.component, suspect.kind) == ("web-route", "routing")
 
 
-async def test_routes_that_reach_serving_pods_say_nothing(api):
+async def test_routes_that_reach_serving_pods_say_nothing():
     objects = shop(ingresses=[ingress("shop-public", "web")])
     objects.httproutes = [httproute("search-route", "search", 80)]
     objects.httproutes[0]["status"] = {}
@@ -248,13 +203,13 @@ async def test_routes_that_reach_serving_pods_say_nothing(api):
     assert evidence.items == []
 
 
-async def test_a_route_long_broken_fades_to_background(api):
+async def test_a_route_long_broken_fades_to_background():
     evidence = await api(shop(ingresses=[ingress("legacy", "old-web")]))
     (item,) = of_kind(evidence, "route_backend")
     assert item.change is None and item.score < 0.2
 
 
-async def test_a_cluster_without_the_gateway_api_has_no_routes_rather_than_an_error(api):
+async def test_a_cluster_without_the_gateway_api_has_no_routes_rather_than_an_error():
     objects = shop(ingresses=[ingress("shop-public", "web-v2", changed=-2)])
     objects.httproutes = [httproute("web-route", "web", 8443, changed=-4)]
     with KubeApi(objects) as fake, kubernetes.client.ApiClient(fake.configuration()) as client:
@@ -269,7 +224,7 @@ async def test_a_cluster_without_the_gateway_api_has_no_routes_rather_than_an_er
     assert [i.subject for i in of_kind(evidence, "route_backend")] == ["shop-public"]
 
 
-async def test_a_target_port_no_container_declares_names_the_service_edit(api):
+async def test_a_target_port_no_container_declares_names_the_service_edit():
     evidence = await api(shop(services=[service("search", {"app": "search"}, 9090, -3)]))
     (item,) = of_kind(evidence, "no_endpoints")
     assert item.subject == "search" and item.fault_hint == "routing"
@@ -281,7 +236,7 @@ async def test_a_target_port_no_container_declares_names_the_service_edit(api):
     assert (suspect.component, suspect.kind) == ("search", "routing")
 
 
-async def test_a_selector_edited_away_from_the_pods_names_their_workload(api):
+async def test_a_selector_edited_away_from_the_pods_names_their_workload():
     moved = service("search", {"app": "search", "track": "stable"}, changed=-1)
     evidence = await api(shop(services=[moved], endpointslices=[endpoint_slice("search", 0)]))
     (item,) = of_kind(evidence, "no_endpoints")

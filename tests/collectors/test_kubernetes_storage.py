@@ -9,21 +9,9 @@ from typing import Any
 
 from triage_lab.scenarios import KubeObjects
 
-from tests.collectors.test_kubernetes_constraints import (
-    caller_suffers,
-    collect,
-    deployment,
-    event,
-    meta,
-    of_kind,
-    pending,
-    pod,
-    pvc,
-    ranked,
-)
+from tests.support.kube_collect import Obj, of_kind, suffers
+from tests.support.kube_objects import collect, deployment, event, meta, pending, pod, pvc, ranked
 
-__all__ = ["collect"]  # the fixture, shared with the constraints tests
-Obj = dict[str, Any]
 PV = "pvc-4150a3ca-9673-44de-a6d6-20dc5d84914f"
 MULTI_ATTACH = (
     f'Multi-Attach error for volume "{PV}" Volume is already exclusively attached to one node '
@@ -74,7 +62,7 @@ def bound(name: str) -> Obj:
     return claim
 
 
-async def test_a_volume_still_attached_elsewhere_names_the_datastore(collect):
+async def test_a_volume_still_attached_elsewhere_names_the_datastore():
     objects = KubeObjects(
         deployments=[deployment("web")],
         statefulsets=[statefulset("db")],
@@ -94,13 +82,13 @@ async def test_a_volume_still_attached_elsewhere_names_the_datastore(collect):
     )
     assert "12x FailedAttachVolume: Multi-Attach error" in item.summary
     assert "12x FailedMount: Unable to attach or mount volumes" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "db"))
+    rca = await ranked(evidence, suffers("web", "db"))
     assert rca.suspects[0].component == "db"
     assert rca.suspects[0].kind == "storage"
     assert "volume" in rca.suspects[0].breakdown
 
 
-async def test_a_filesystem_that_will_not_mount_is_a_storage_fault(collect):
+async def test_a_filesystem_that_will_not_mount_is_a_storage_fault():
     message = (
         f'MountVolume.MountDevice failed for volume "{PV}" : rpc error: code = Internal desc = '
         'could not format "/dev/nvme1n1" and mount it at "/var/lib/kubelet/plugins/x/globalmount"'
@@ -116,11 +104,11 @@ async def test_a_filesystem_that_will_not_mount_is_a_storage_fault(collect):
     evidence = await collect(objects)
     (item,) = of_kind(evidence, "volume")
     assert "MountVolume.MountDevice failed" in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "db"))
+    rca = await ranked(evidence, suffers("web", "db"))
     assert (rca.suspects[0].component, rca.suspects[0].kind) == ("db", "storage")
 
 
-async def test_a_claim_whose_class_is_missing_names_the_workload_that_mounts_it(collect):
+async def test_a_claim_whose_class_is_missing_names_the_workload_that_mounts_it():
     waiting = "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims."
     volumes = [{"name": "spool", "persistentVolumeClaim": {"claimName": "search-spool"}}]
     objects = KubeObjects(
@@ -143,12 +131,12 @@ async def test_a_claim_whose_class_is_missing_names_the_workload_that_mounts_it(
     assert item.subject == "search" and item.related == ["search-spool"]
     assert "PersistentVolumeClaim search-spool is Pending (StorageClass fast-ssd)" in item.summary
     assert 'storageclass.storage.k8s.io "fast-ssd" not found' in item.summary
-    rca = await ranked(evidence, caller_suffers("web", "search"))
+    rca = await ranked(evidence, suffers("web", "search"))
     # The scheduler's FailedScheduling says "scheduling"; the claim says why.
     assert (rca.suspects[0].component, rca.suspects[0].kind) == ("search", "storage")
 
 
-async def test_a_claim_no_pod_mounts_yet_names_its_statefulset_by_the_claim_name(collect):
+async def test_a_claim_no_pod_mounts_yet_names_its_statefulset_by_the_claim_name():
     objects = KubeObjects(
         statefulsets=[statefulset("db")],
         persistentvolumeclaims=[pvc("data-db-1", "io2")],
@@ -165,7 +153,7 @@ async def test_a_claim_no_pod_mounts_yet_names_its_statefulset_by_the_claim_name
     assert item.subject == "db" and item.related == ["data-db-1"]
 
 
-async def test_a_missing_secret_volume_is_not_a_storage_fault(collect):
+async def test_a_missing_secret_volume_is_not_a_storage_fault():
     message = 'MountVolume.SetUp failed for volume "tls" : secret "db-tls" not found'
     objects = KubeObjects(
         deployments=[deployment("web")],
@@ -176,11 +164,11 @@ async def test_a_missing_secret_volume_is_not_a_storage_fault(collect):
     )
     evidence = await collect(objects)
     assert not of_kind(evidence, "volume")
-    rca = await ranked(evidence, caller_suffers("web", "db"))
+    rca = await ranked(evidence, suffers("web", "db"))
     assert rca.suspects[0].kind != "storage"
 
 
-async def test_volume_trouble_that_began_long_after_the_onset_explains_little(collect):
+async def test_volume_trouble_that_began_long_after_the_onset_explains_little():
     objects = KubeObjects(
         statefulsets=[statefulset("db")],
         pods=[mounting("db", "data-db-0")],

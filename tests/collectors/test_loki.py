@@ -19,7 +19,8 @@ from triage_lab.fakes.process import free_port
 
 from collectors.contracts import TimeWindow
 from collectors.loki import LokiCollector
-from triage.models import AlertSnapshot, IncidentState
+from tests.support.incidents import firing
+from triage.models import IncidentState
 
 ONSET = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = TimeWindow(
@@ -90,15 +91,7 @@ def loki() -> Iterator[tuple[str, list[dict[str, str]], dict[str, Any]]]:
 
 def incident() -> IncidentState:
     labels = {"alertname": "HighErrorRate", "namespace": "shop", "service": "web"}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    return firing(labels, ONSET, fingerprint="f")
 
 
 async def test_new_error_template_becomes_evidence_for_its_service(loki):

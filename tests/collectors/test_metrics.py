@@ -13,7 +13,8 @@ from triage_lab.fakes.prometheus import Prometheus
 from collectors.contracts import TimeWindow
 from collectors.metrics import MetricsCollector
 from collectors.sources import FileMetricSource, PrometheusSource
-from triage.models import AlertSnapshot, IncidentState
+from tests.support.incidents import firing
+from triage.models import IncidentState
 from triage.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -72,15 +73,7 @@ def prom() -> Iterator[Prometheus]:
 
 def incident() -> IncidentState:
     labels = {"alertname": "CartErrors", "namespace": "shop", "service": "cart"}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    return firing(labels, ONSET, fingerprint="f")
 
 
 async def test_configured_promql_is_run_per_namespace(prom: Prometheus, monkeypatch):

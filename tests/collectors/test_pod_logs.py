@@ -9,7 +9,7 @@ from triage_lab.scenarios import KubeObjects, LogStream
 from collectors.contracts import TimeWindow
 from collectors.pod_logs import LogsCollector
 from collectors.sources import FileKubeSource
-from triage.models import AlertSnapshot, IncidentState
+from tests.support.incidents import firing
 
 ONSET = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = TimeWindow(
@@ -49,15 +49,7 @@ async def test_new_error_template_names_the_workload_behind_the_address():
     ]
     logs = [LogStream(namespace="shop", pod="web-1", container="web", lines=healthy + broken)]
     labels = {"alertname": "Errors", "namespace": "shop", "service": "web"}
-    incident = IncidentState(
-        incident_id="i",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    incident = firing(labels, ONSET, incident_id="i", fingerprint="f")
     evidence = await LogsCollector(FileKubeSource(objects, logs)).collect(incident, WINDOW)
     (found,) = [i for i in evidence.items if "no such host" in i.summary]
     assert found.subject == "web" and found.fault_hint == "dns_failure"
@@ -92,15 +84,7 @@ async def test_resolver_errors_without_an_address_still_name_the_cluster_dns():
         )
     ]
     labels = {"alertname": "Errors", "namespace": "shop", "service": "api"}
-    incident = IncidentState(
-        incident_id="i",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    incident = firing(labels, ONSET, incident_id="i", fingerprint="f")
     evidence = await LogsCollector(FileKubeSource(objects, logs)).collect(incident, WINDOW)
     found = [i for i in evidence.items if i.subject == "api"]
     assert len(found) == 3

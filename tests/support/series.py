@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from collectors.contracts import TimeWindow
-from triage.models import AlertSnapshot, IncidentState
+from tests.support.incidents import firing
+from triage.models import IncidentState
 
 ONSET = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 WINDOW = TimeWindow(
@@ -46,12 +47,4 @@ def openmetrics(*families: tuple[str, str, list[str]]) -> str:
 
 
 def incident(labels: dict[str, str]) -> IncidentState:
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=ONSET,
-        updated_at=ONSET,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=ONSET)},
-    )
+    return firing(labels, ONSET, fingerprint="f")

@@ -7,6 +7,7 @@ from typing import Protocol, cast, get_args
 
 from collectors.contracts import Evidence, EvidenceItem
 from collectors.identity import identify_incident
+from triage.analyse.next_steps import DEFAULT_STEPS, NEXT_STEPS
 from triage.investigate.ranking import rank
 from triage.models import CONFIDENT, RCA, FaultKind, IncidentState, RootCause, Suspect, utcnow
 
@@ -21,29 +22,6 @@ _KIND_BY_EVIDENCE: dict[str, str] = {
     "crash_loop": "crash_loop",
     "node_condition": "node_failure",
 }
-
-_NEXT_STEPS = {
-    "bad_rollout": [
-        "Compare the blamed revision with the previous one: kubectl rollout history deploy/{c}",
-        "Check whether the new pods fail where the old ones do not (logs, error rate by version)",
-    ],
-    "config_change": [
-        "Diff the ConfigMap/Secret versions referenced before and after the change",
-        "Check the pods' logs for configuration errors since the change",
-    ],
-    "resource_exhaustion": [
-        "Inspect memory/CPU usage against limits: kubectl top pods -l app={c}",
-        "Look for OOMKilled in the pods' last state: kubectl describe pods -l app={c}",
-    ],
-    "crash_loop": [
-        "Read the previous container's logs: kubectl logs --previous deploy/{c}",
-        "Check recent events: kubectl get events --field-selector involvedObject.name={c}",
-    ],
-}
-_DEFAULT_STEPS = [
-    "Open the alert's graph around the onset and compare with the baseline",
-    "Check recent changes to {c} and its dependencies (rollouts, config, scaling)",
-]
 
 
 class Analyzer(Protocol):
@@ -119,7 +97,7 @@ class HeuristicAnalyzer:
             confidence=confidence,
             impact=impact,
             evidence_ids=[i.id for i in cited],
-            next_steps=[s.format(c=component) for s in _NEXT_STEPS.get(kind, _DEFAULT_STEPS)],
+            next_steps=[s.format(c=component) for s in NEXT_STEPS.get(kind, DEFAULT_STEPS)],
             open_questions=questions,
             analyzer=self.name,
             label=HEURISTIC_LABEL,
@@ -145,7 +123,7 @@ class HeuristicAnalyzer:
             confidence=0.0,
             impact=impact,
             evidence_ids=[],
-            next_steps=[s.format(c=where) for s in _DEFAULT_STEPS],
+            next_steps=[s.format(c=where) for s in DEFAULT_STEPS],
             open_questions=[f"Collector {r}" for r in reasons if ": ok" not in r],
             analyzer=self.name,
             label=HEURISTIC_LABEL,
@@ -172,7 +150,7 @@ def _to_confirm(suspects: list[Suspect]) -> list[str]:
     lines = []
     for s in suspects[:LEADING]:
         kind = s.kind if s.kind != "unknown" else ""
-        check = _NEXT_STEPS.get(kind, _DEFAULT_STEPS)[0].format(c=s.component)
+        check = NEXT_STEPS.get(kind, DEFAULT_STEPS)[0].format(c=s.component)
         label = (
             f"{s.component} ({kind.replace('_', ' ')}, score {s.score:.2f})"
             if kind

@@ -31,7 +31,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from triage.deliver import slack_blocks as kit
 from triage.deliver.routing import RouteDecision
+from triage.deliver.storm import attached_channels
 from triage.errors import DeliveryError, PartialDelivery
+from triage.incidents.correlation import summary
 from triage.models import DeliveryRequest
 from triage.settings import SlackSettings
 
@@ -57,6 +59,9 @@ class SlackRef(BaseModel):
     parents: dict[str, Posted] = {}
     posts: dict[str, Posted] = {}
     parent: kit.ParentInfo | None = None
+    # The permalink of the parent's thread in its first channel, once Slack gave it: the threads
+    # of attached groups' teams in their own channels link to it.
+    permalink: str | None = None
 
     @classmethod
     def parse(cls, raw: str | None) -> SlackRef | None:
@@ -165,12 +170,19 @@ class SlackSink:
 
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
         ref = self._start(request, thread)
+        teams = attached_channels(route)
+        part_of: kit.PartOf | None = None
+        # In route order: the parent's own channels first, so its thread exists (and has a
+        # permalink) before any attached team's thread links to it.
         for channel in route.channels:
             try:
+                if channel in teams and part_of is None:  # asked once a request
+                    part_of = await self._part_of(request, route, ref)
+                link = part_of if channel in teams else None
                 if request.kind == "draft":
-                    await self._draft(request, route, channel, ref)
+                    await self._draft(request, route, channel, ref, link)
                 else:
-                    await self._resolve(request, channel, ref)
+                    await self._resolve(request, channel, ref, link)
             except SLACK_ERRORS as exc:
                 why = _describe(exc)
                 if ref.posts:
@@ -190,26 +202,60 @@ class SlackSink:
         if prev is not None and prev.episode == request.episode:
             ref.parents = dict(prev.parents)
             ref.parent = prev.parent
+            ref.permalink = prev.permalink
             if prev.kind == request.kind and prev.revision == rev:
                 ref.posts = dict(prev.posts)  # a retry of this very request
         return ref
 
+    async def _part_of(
+        self, request: DeliveryRequest, route: RouteDecision, ref: SlackRef
+    ) -> kit.PartOf | None:
+        """Where the parent's thread is, for an attached team's channel: its first channel and
+        the permalink of its first message (chat.getPermalink, no scope needed; asked once an
+        episode). Without a permalink the channel and incident id are named instead: a link is
+        an extra, never a reason to fail the delivery."""
+        top = ref.parents.get(route.channel)
+        if top is None:
+            return None  # the parent's own thread is not posted: nothing to link to
+        if ref.permalink is None:
+            try:
+                resp = await self.client.chat_getPermalink(
+                    channel=top.channel_id, message_ts=top.ts
+                )
+                ref.permalink = str(resp.get("permalink") or "") or None
+            except SLACK_ERRORS as exc:
+                log.warning("slack_permalink_failed", error=_describe(exc))
+        return kit.PartOf(
+            incident_id=request.incident_id,
+            channel=route.channel,
+            channel_id=top.channel_id,
+            permalink=ref.permalink,
+            groups=summary(request.attached),
+        )
+
     async def _draft(
-        self, request: DeliveryRequest, route: RouteDecision, channel: str, ref: SlackRef
+        self,
+        request: DeliveryRequest,
+        route: RouteDecision,
+        channel: str,
+        ref: SlackRef,
+        part_of: kit.PartOf | None = None,
     ) -> None:
         done = ref.posts.get(channel)
         parent = ref.parents.get(channel)
         # Page once, with the thread's first message; replies and retries do not page again.
         pages = parent is None or (done is not None and done.ts == parent.ts)
         mentions = route.mentions(channel, request.severity) if pages else []
-        text = kit.fallback_text(request, mentions)
+        text = kit.fallback_text(request, mentions, part_of)
         if done is not None:
             # Posted by an earlier attempt whose record was all that got lost: refresh it.
             reply = parent is not None and parent.ts != done.ts
-            blocks = kit.draft_blocks(request, route, mentions, reply=reply)
+            blocks = kit.draft_blocks(request, route, mentions, reply=reply, part_of=part_of)
             await self._update(done, text, blocks, channel)
             return
-        blocks = kit.draft_blocks(request, route, mentions, reply=parent is not None)
+        blocks = kit.draft_blocks(
+            request, route, mentions, reply=parent is not None, part_of=part_of
+        )
         posted = await self._post(
             channel, text, blocks, parent.ts if parent else None, marker(request, channel)
         )
@@ -220,15 +266,21 @@ class SlackSink:
         elif request.attached or request.notes:
             # A parent incident's first message shows the storm as it stands now ("+37 alert
             # groups in 9 services"): edited, not posted again.
-            top = kit.draft_blocks(request, route, [], reply=False)
+            top = kit.draft_blocks(request, route, [], reply=False, part_of=part_of)
             await self._update(parent, text, top, channel)
             ref.parent = kit.ParentInfo.of(request)
         if request.series is not None and self._settings.graphs:
             await self._graph(request, parent, channel)
 
-    async def _resolve(self, request: DeliveryRequest, channel: str, ref: SlackRef) -> None:
+    async def _resolve(
+        self,
+        request: DeliveryRequest,
+        channel: str,
+        ref: SlackRef,
+        part_of: kit.PartOf | None = None,
+    ) -> None:
         parent = ref.parents.get(channel)
-        text = kit.fallback_text(request, [])
+        text = kit.fallback_text(request, [], part_of)
         if channel not in ref.posts:
             blocks = (
                 kit.resolve_reply_blocks(request)
@@ -239,7 +291,7 @@ class SlackSink:
                 channel, text, blocks, parent.ts if parent else None, marker(request, channel)
             )
         if parent is not None and ref.parent is not None:
-            blocks = kit.resolved_parent_blocks(ref.parent, request.created_at)
+            blocks = kit.resolved_parent_blocks(ref.parent, request.created_at, part_of)
             await self._update(parent, text, blocks, channel)
 
     async def _post(

@@ -173,6 +173,40 @@ def _cause(rca: RCA) -> str:
     return f"{c.component} ({c.kind.replace('_', ' ')}): {rca.summary}"
 
 
+class PartOf(BaseModel):
+    """Where the parent's thread is, for the thread of an attached group's team in its own
+    channel: its channel as routed (and as Slack named it) and its permalink, when Slack gave
+    one."""
+
+    incident_id: str
+    channel: str
+    channel_id: str
+    permalink: str | None = None
+    groups: str = ""  # "+37 alert groups in 9 services"
+
+    def _where(self) -> str:
+        if self.channel.startswith("#") or not _CHANNEL_ID.fullmatch(self.channel_id):
+            return esc(self.channel)
+        return f"<#{self.channel_id}>"  # routed by id: Slack shows the channel's name
+
+    def line(self) -> str:
+        """'Part of <permalink|incident inc-1> in #cart-oncall: 37 alert groups in 9 services'
+        (mrkdwn), naming the incident without a link when there is no permalink."""
+        made = link(self.permalink, f"incident {self.incident_id}") if self.permalink else None
+        what = made or f"incident `{esc(self.incident_id)}`"
+        groups = f": {esc(self.groups.removeprefix('+'))}" if self.groups else ""
+        return f":link: Part of {what} in {self._where()}{groups}"
+
+    def text(self) -> str:
+        """The same for the plain-text fallback (notifications)."""
+        made = link(self.permalink, self.permalink) if self.permalink else None
+        where = f" ({made})" if made else ""
+        return f"part of incident {esc(self.incident_id)} in {self._where()}{where}"
+
+
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,20}")
+
+
 def feedback_actions(incident_id: str, revision: int, analyzer: str) -> Block:
     value = json.dumps({"i": incident_id, "r": revision, "a": analyzer[:60]})
     return {
@@ -204,7 +238,12 @@ def mention_line(groups: list[str], route: RouteDecision) -> str:
 
 
 def draft_blocks(
-    request: DeliveryRequest, route: RouteDecision, mentions: list[str], *, reply: bool
+    request: DeliveryRequest,
+    route: RouteDecision,
+    mentions: list[str],
+    *,
+    reply: bool,
+    part_of: PartOf | None = None,
 ) -> list[Block]:
     rca = request.rca
     icon = SEVERITY_ICON.get(request.severity.lower(), ":white_circle:")
@@ -218,6 +257,8 @@ def draft_blocks(
     head: list[Block] = [header(f"{prefix}{headline(request)}")]
     if mentions:
         head.append(section(mention_line(mentions, route)))
+    if part_of is not None:
+        head.append(context(part_of.line()))
     body: list[Block] = []
     if rca is None:
         body.append(section(f"{icon} *No analysis* for this revision."))
@@ -303,13 +344,17 @@ def _fit(head: list[Block], body: list[Block], tail: list[Block]) -> list[Block]
     return head + body + tail
 
 
-def fallback_text(request: DeliveryRequest, mentions: list[str]) -> str:
+def fallback_text(
+    request: DeliveryRequest, mentions: list[str], part_of: PartOf | None = None
+) -> str:
     """The notification text (and what clients without Block Kit show)."""
     tags = "".join(f"<!subteam^{g}> " for g in mentions)
     what = request.rca.summary if request.rca else "no analysis"
     if request.kind == "resolve":
         what = "resolved"
-    return tags + clip(esc(f"[{request.severity}] {request.title}: {what}"), MAX_FALLBACK)
+    tail = f" · {part_of.text()}" if part_of is not None else ""
+    room = MAX_FALLBACK - _units(tail)
+    return tags + clip(esc(f"[{request.severity}] {request.title}: {what}"), room) + tail
 
 
 def resolve_reply_blocks(request: DeliveryRequest) -> list[Block]:
@@ -320,11 +365,14 @@ def resolve_reply_blocks(request: DeliveryRequest) -> list[Block]:
     ]
 
 
-def resolved_parent_blocks(info: ParentInfo, resolved_at: datetime) -> list[Block]:
+def resolved_parent_blocks(
+    info: ParentInfo, resolved_at: datetime, part_of: PartOf | None = None
+) -> list[Block]:
     conf = f" ({info.confidence:.0%} confidence)" if info.confidence is not None else ""
     when = resolved_at.strftime("%Y-%m-%d %H:%M UTC")
     return [
         header(f"RESOLVED · {info.headline}"),
+        *([context(part_of.line())] if part_of is not None else []),
         section(
             f":white_check_mark: *Resolved* at {when}\n*Probable cause*{conf}\n{esc(info.cause)}"
         ),

@@ -1,6 +1,6 @@
 """A local stand-in for Slack's Web API that slack_sdk talks to through ``base_url``.
 
-Serves the methods triage uses (auth.test, chat.postMessage, chat.update,
+Serves the methods triage uses (auth.test, chat.postMessage, chat.update, chat.getPermalink,
 files.getUploadURLExternal + the upload URL + files.completeUploadExternal, and for
 ``triage doctor`` conversations.info and conversations.list over the channels made with
 ``add_channel`` or posted to by name, and conversations.history / conversations.replies with
@@ -24,6 +24,7 @@ from aiohttp import web
 from triage_lab.fakes.process import free_port
 
 TOKEN = "xoxb-test-0123456789"
+WORKSPACE = "triage-test"  # permalinks are https://triage-test.slack.com/archives/...
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
@@ -269,6 +270,20 @@ class SlackApi:
         thread = [parent, *self.replies(parent)]
         return {"ok": True, "messages": [m.as_api(meta) for m in thread], "has_more": False}
 
+    def _chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        # As Slack answers (no scope needed): p + the ts without its dot; a reply's permalink
+        # names its thread too.
+        cid = str(params.get("channel") or "")
+        if cid not in {m.channel for m in self.messages.values()} and cid not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        msg = self.messages.get((cid, str(params.get("message_ts"))))
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        link = permalink(cid, msg.ts)
+        if msg.thread_ts:
+            link += f"?thread_ts={msg.thread_ts}&cid={cid}"
+        return {"ok": True, "channel": cid, "permalink": link}
+
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         msg = self.messages.get((str(params.get("channel")), str(params.get("ts"))))
         if msg is None:
@@ -314,6 +329,11 @@ class SlackApi:
             Call("upload", {"file_id": file_id, "bytes": len(data)}, 200, time.monotonic())
         )
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+
+def permalink(channel: str, ts: str) -> str:
+    """The permalink Slack gives a message: the channel id and ``p`` + its ts without the dot."""
+    return f"https://{WORKSPACE}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
 
 
 def block_problem(blocks: list[dict[str, Any]]) -> str | None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import jsonschema
 import pytest
 
 from collectors.contracts import Evidence, EvidenceItem
 from triage.analyse.heuristic import HeuristicAnalyzer
-from triage.models import RCA, AlertSnapshot, IncidentState
+from triage.analyse.next_steps import DEFAULT_STEPS, NEXT_STEPS
+from triage.models import RCA, AlertSnapshot, FaultKind, IncidentState
 
 ONSET = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LABELS = {"alertname": "HighErrorRate", "service": "frontend", "namespace": "shop"}
@@ -199,3 +200,13 @@ async def test_a_clear_lead_with_corroboration_is_named_as_the_probable_cause():
     assert rca.root_cause.component == "checkoutservice"
     assert rca.confidence >= 0.5
     assert not [q for q in rca.open_questions if q.startswith("Is it ")]
+
+
+@pytest.mark.parametrize("kind", [k for k in get_args(FaultKind) if k != "unknown"])
+def test_every_fault_kind_has_checks_that_name_the_suspect(kind: str):
+    """A draft's next steps (and what would confirm a leading suspect) are specific to the kind
+    of fault, and each names the suspect or says where to look."""
+    steps = NEXT_STEPS[kind]
+    assert steps and steps != DEFAULT_STEPS
+    texts = [s.format(c="cart-7f") for s in steps]
+    assert any("cart-7f" in t or "<namespace>" in t or "FailedScheduling" in t for t in texts)

@@ -5,23 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from collectors.contracts import Evidence, EvidenceItem
+from tests.support.incidents import firing
 from triage.investigate.ranking import rank
-from triage.models import AlertSnapshot, IncidentState
+from triage.models import IncidentState
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def incident(service: str = "web") -> IncidentState:
     labels = {"alertname": "HighErrorRate", "namespace": "shop", "service": service}
-    return IncidentState(
-        incident_id="inc-1",
-        group_key="g",
-        status="firing",
-        first_seen=NOW,
-        updated_at=NOW,
-        common_labels=labels,
-        alerts={"f": AlertSnapshot(status="firing", labels=labels, starts_at=NOW)},
-    )
+    return firing(labels, NOW, fingerprint="f")
 
 
 def item(id: str, kind: str, subject: str, score: float, text: str = "") -> EvidenceItem:
