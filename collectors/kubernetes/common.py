@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.contracts import IncidentView, TimeWindow
+from collectors.contracts import EvidenceItem, IncidentView, TimeWindow
 from collectors.identity import helm_name, namespaces_of, pod_owner
 
 # What one namespace listed, by resource kind ("deployments", "pods", ...).
@@ -68,6 +68,33 @@ def change_score(at: datetime, onset: datetime) -> float:
     if lead < -300:  # well after the onset: a reaction, not a cause
         return 0.1
     return 0.2 + 0.75 * math.exp(-max(lead, 0.0) / CHANGE_DECAY_S)
+
+
+def written_change(
+    item_id: str,
+    what: str,
+    subject: str,
+    written: tuple[datetime, str],
+    window: TimeWindow,
+    *,
+    hint: str,
+    change: str,
+    after: str = "",
+) -> EvidenceItem:
+    """The last write to an object (``managedFields``: when, and by which manager) as a change
+    of its own: a route or Service edited into pointing nowhere is what someone did."""
+    at, manager = written
+    return EvidenceItem(
+        id=item_id,
+        kind="config_change",
+        summary=f"{what} changed by {manager} {when(at, window)}{after}",
+        detail=f"last write by {manager} at {at.isoformat()}",
+        subject=subject,
+        timestamp=at,
+        score=round(change_score(at, window.onset), 4),
+        fault_hint=hint,
+        change=change,
+    )
 
 
 def recency(began: datetime | None, window: TimeWindow) -> float:

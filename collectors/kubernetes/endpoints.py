@@ -20,7 +20,6 @@ from collectors.kubernetes.common import (
     CHANGE_LOOKBACK,
     WORKLOAD_RESOURCES,
     Objects,
-    change_score,
     changed_by,
     meta,
     pod_services,
@@ -30,6 +29,7 @@ from collectors.kubernetes.common import (
     service_of,
     ts,
     when,
+    written_change,
 )
 
 # How decisive a Service with nowhere to send traffic is, when a workload is meant to serve it;
@@ -196,29 +196,18 @@ def endpointless(
             )
         )
         if edited and hint == ROUTING:
-            items.append(_change_item(ns, name, workload, edited, change, window))
+            what = change or f"service/{name}"
+            after = ", after which it reaches no pod"
+            items.append(
+                written_change(
+                    f"endpoints-change-{ns}-{name}",
+                    what,
+                    workload,
+                    edited,
+                    window,
+                    hint=ROUTING,
+                    change=what,
+                    after=after,
+                )
+            )
     return items
-
-
-def _change_item(
-    ns: str,
-    name: str,
-    workload: str,
-    edited: tuple[datetime, str],
-    change: str | None,
-    window: TimeWindow,
-) -> EvidenceItem:
-    """The write that left the Service without a destination, as a change of its own."""
-    at, manager = edited
-    what = change or f"service/{name}"
-    return EvidenceItem(
-        id=f"endpoints-change-{ns}-{name}",
-        kind="config_change",
-        summary=f"{what} changed by {manager} {when(at, window)}, after which it reaches no pod",
-        detail=f"last write by {manager} at {at.isoformat()}",
-        subject=workload,
-        timestamp=at,
-        score=round(change_score(at, window.onset), 4),
-        fault_hint=ROUTING,
-        change=what,
-    )

@@ -13,12 +13,12 @@ from typing import Any
 from collectors.contracts import EvidenceItem, TimeWindow
 from collectors.kubernetes.common import (
     CHANGE_LOOKBACK,
-    change_score,
     changed_by,
     meta,
     recency,
     ts,
     when,
+    written_change,
 )
 from collectors.kubernetes.endpoints import slice_addresses
 
@@ -138,18 +138,9 @@ def dead_routes(
             )
         )
         if written:
-            at, manager = written
+            item_id = f"route-change-{ns}-{kind.lower()}-{name}"
+            what = f"{kind} {ns}/{name}"
             items.append(
-                EvidenceItem(
-                    id=f"route-change-{ns}-{kind.lower()}-{name}",
-                    kind="config_change",
-                    summary=f"{kind} {ns}/{name} changed by {manager} {when(at, window)}",
-                    detail=f"last write by {manager} at {at.isoformat()}",
-                    subject=name,
-                    timestamp=at,
-                    score=round(change_score(at, window.onset), 4),
-                    fault_hint="routing",
-                    change=change,
-                )
+                written_change(item_id, what, name, written, window, hint="routing", change=change)
             )
     return items

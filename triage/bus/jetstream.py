@@ -396,15 +396,19 @@ class Bus:
         return self._kv
 
     async def get_incident(self, incident_id: str) -> tuple[IncidentState | None, int]:
+        return await self.get_model(incident_id, IncidentState)
+
+    async def get_model(self, key: str, model: type[M]) -> tuple[M | None, int]:
+        """The value under ``key`` and its revision (0: none)."""
         try:
-            entry = await self.kv.get(incident_id)
+            entry = await self.kv.get(key)
         except nats.js.errors.KeyNotFoundError:
             return None, 0
         except TRANSIENT as exc:
             raise BrokerUnavailable(f"kv get failed: {type(exc).__name__}") from exc
         if entry.value is None:
             return None, 0
-        return IncidentState.model_validate_json(entry.value), entry.revision or 0
+        return model.model_validate_json(entry.value), entry.revision or 0
 
     async def mutate_incident(
         self,
@@ -433,15 +437,7 @@ class Bus:
         or None to leave it; conflicts re-read and try again."""
         what = what or key
         for _ in range(attempts):
-            try:
-                entry = await self.kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                current, revision = None, 0
-            except TRANSIENT as exc:
-                raise BrokerUnavailable(f"kv get failed: {type(exc).__name__}") from exc
-            else:
-                current = model.model_validate_json(entry.value) if entry.value else None
-                revision = entry.revision or 0 if current is not None else 0
+            current, revision = await self.get_model(key, model)
             new = change(current.model_copy(deep=True) if current is not None else None)
             if new is None:
                 return current

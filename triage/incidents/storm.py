@@ -81,7 +81,7 @@ class Correlator:
         return placement.parent_id
 
     async def _index(self) -> rule.Index:
-        found = await self._bus.mutate_model(rule.INDEX_KEY, rule.Index, lambda _: None)
+        found, _ = await self._bus.get_model(rule.INDEX_KEY, rule.Index)
         return found or rule.Index()
 
     async def _attach(self, state: IncidentState, parent_id: str, reason: str) -> None:

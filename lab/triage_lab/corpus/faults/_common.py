@@ -57,6 +57,49 @@ def overloaded(w: World, svc: str, start: datetime) -> None:
     )
 
 
+def at_capacity(
+    w: World, target: str, up: list[str], start: datetime, lat: float, err: float
+) -> None:
+    """A workload that cannot grow any further: slower and shedding load from ``start``, as
+    its callers up to the entry see it."""
+    rng = w.rng
+    w.shift(target, "p99", start, mul=lat)
+    w.shift(target, "err", start, add=err)
+    if w.workloads[target].current.cpu_limit:
+        w.shift(target, "thr", start, to=rng.uniform(0.3, 0.5))
+    w.repeat(
+        target,
+        start,
+        ["request queue depth {d} above 100, shedding load", "slow request: handler took {ms}ms"],
+        level="warn",
+        every=(15, 50),
+    )
+    when = w.propagate(up, start, err=err, lat=lat)
+    if len(up) > 1:
+        caller_logs(w, up, when, timeouts(w, target, rng.choice((1000, 2000))), level="warn")
+    symptoms(w, up, when, "latency")
+
+
+def system_oom(w: World, wl: Workload, kills: dict[str, list[datetime]]) -> None:
+    """The kernel's SystemOOM events on each node where ``wl``'s containers were killed."""
+    proc = {"java": "java", "python": "gunicorn"}.get(wl.style, wl.name.split("-")[0])
+    for node, ends in sorted(kills.items()):
+        if not ends:
+            continue
+        w.ev(
+            "Node",
+            node,
+            "SystemOOM",
+            f"System OOM encountered, victim process: {proc}, pid: {w.rng.randint(3000, 90000)}",
+            min(ends),
+            last=max(ends),
+            count=len(ends),
+            warning=True,
+            ns="default",
+            host=node,
+        )
+
+
 def timeouts(w: World, callee: str, budget_ms: int) -> list[str]:
     return [
         f"request to {callee} timed out after {budget_ms}ms: context deadline exceeded",

@@ -9,6 +9,7 @@ from typing import Any
 
 from triage_lab.corpus.changes import rollout
 from triage_lab.corpus.faults._common import (
+    at_capacity,
     caller_logs,
     overloaded,
     symptoms,
@@ -269,21 +270,7 @@ def _pods_quota(w: World) -> None:
         _limit_range(w, rng.choice(("container-limits", "default-limits")), "8Gi")
     start = t0 + sec(rng.uniform(10, 40))
     lat, err = rng.uniform(3.0, 5.0), rng.uniform(0.03, 0.07)
-    w.shift(target, "p99", start, mul=lat)
-    w.shift(target, "err", start, add=err)
-    if wl.current.cpu_limit:
-        w.shift(target, "thr", start, to=rng.uniform(0.3, 0.5))
-    w.repeat(
-        target,
-        start,
-        ["request queue depth {d} above 100, shedding load", "slow request: handler took {ms}ms"],
-        level="warn",
-        every=(15, 50),
-    )
-    when = w.propagate(up, start, err=err, lat=lat)
-    if len(up) > 1:
-        caller_logs(w, up, when, timeouts(w, target, rng.choice((1000, 2000))), level="warn")
-    symptoms(w, up, when, "latency")
+    at_capacity(w, target, up, start, lat, err)
     w.set_truth(
         "ResourceQuota", name, name, "quota", "pods", propagation=[name, *up], aliases=[w.ns]
     )

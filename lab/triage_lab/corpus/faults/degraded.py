@@ -9,7 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from triage_lab.corpus.changes import crashloop, gitops_sync, rollout
-from triage_lab.corpus.faults._common import caller_logs, startup_lines, symptoms, timeouts
+from triage_lab.corpus.faults._common import (
+    caller_logs,
+    startup_lines,
+    symptoms,
+    system_oom,
+    timeouts,
+)
 from triage_lab.corpus.noise import bump
 from triage_lab.corpus.world import MIN, World, mib, sec
 
@@ -210,20 +216,7 @@ def mass_redeploy_oom(w: World, variant: int) -> None:
     if mode == "same-image":
         # its own code did not change: its callers' new versions send it more work
         w.shift(victim, "rps", release + sec(30), mul=rng.uniform(1.4, 1.8), ramp=120)
-    proc = {"java": "java", "python": "gunicorn"}.get(wl.style, victim.split("-")[0])
-    for node, ends in sorted(kills.items()):
-        w.ev(
-            "Node",
-            node,
-            "SystemOOM",
-            f"System OOM encountered, victim process: {proc}, pid: {rng.randint(3000, 90000)}",
-            min(ends),
-            last=max(ends),
-            count=len(ends),
-            warning=True,
-            ns="default",
-            host=node,
-        )
+    system_oom(w, wl, kills)
     killed = w.idx(first_kill)
     for p in wl.pods:
         p.over["err"] = lambda i, v: v + 0.2 if i >= killed else v

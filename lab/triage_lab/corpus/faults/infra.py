@@ -8,6 +8,7 @@ from datetime import datetime
 from triage_lab.corpus.changes import created_events, rollout, started_events
 from triage_lab.corpus.cluster_apps import new_pod
 from triage_lab.corpus.faults._common import (
+    at_capacity,
     caller_logs,
     overloaded,
     symptoms,
@@ -348,21 +349,7 @@ def capacity(w: World, variant: int) -> None:
     h.utilization = int(h.target_cpu * rng.uniform(1.6, 2.1))
     start = t0 + sec(rng.uniform(20, 60))
     lat, err = rng.uniform(3.0, 5.0), rng.uniform(0.02, 0.05)
-    w.shift(target, "p99", start, mul=lat)
-    w.shift(target, "err", start, add=err)
-    if wl.current.cpu_limit:
-        w.shift(target, "thr", start, to=rng.uniform(0.3, 0.5))
-    w.repeat(
-        target,
-        start,
-        ["request queue depth {d} above 100, shedding load", "slow request: handler took {ms}ms"],
-        level="warn",
-        every=(15, 50),
-    )
-    when = w.propagate(up, start, err=err, lat=lat)
-    if len(up) > 1:
-        caller_logs(w, up, when, timeouts(w, target, rng.choice((1000, 2000))), level="warn")
-    symptoms(w, up, when, "latency")
+    at_capacity(w, target, up, start, lat, err)
     w.set_truth(
         "HorizontalPodAutoscaler",
         target,

@@ -17,6 +17,7 @@ from triage_lab.corpus.faults._common import (
     refused,
     startup_lines,
     symptoms,
+    system_oom,
     timeouts,
 )
 from triage_lab.corpus.noise import bump
@@ -144,21 +145,7 @@ def resource_exhaustion(w: World, variant: int) -> None:
     killed = w.idx(first_kill or w.now)
     for p in pods:
         p.over["err"] = lambda i, v: v + 0.2 if i >= killed else v
-    for node, ends in sorted(kills.items()):
-        if ends:
-            proc = {"java": "java", "python": "gunicorn"}.get(wl.style, svc.split("-")[0])
-            w.ev(
-                "Node",
-                node,
-                "SystemOOM",
-                f"System OOM encountered, victim process: {proc}, pid: {rng.randint(3000, 90000)}",
-                min(ends),
-                last=max(ends),
-                count=len(ends),
-                warning=True,
-                ns="default",
-                host=node,
-            )
+    system_oom(w, wl, kills)
     start = first_kill or t0 + sec(200)
     err, lat = rng.uniform(0.12, 0.25), rng.uniform(1.6, 2.5)
     w.shift(svc, "err", start, add=err)
