@@ -93,3 +93,9 @@ class Collector(Protocol):
     async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         """Gather evidence; failures are reported in the result, never raised."""
         ...
+
+
+class Neighbours(Protocol):
+    """Namespaces one call away from the given ones (collectors.topology)."""
+
+    async def of(self, namespaces: list[str], window: TimeWindow) -> list[str]: ...

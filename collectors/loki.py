@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
-from collectors.kubernetes.common import scope_namespaces
+from collectors.contracts import Evidence, EvidenceItem, IncidentView, Neighbours, TimeWindow
+from collectors.kubernetes.common import in_scope
 from collectors.pod_logs import LogsCollector
 
 # Labels Promtail / Grafana Agent / Alloy put on Kubernetes streams that name the service.
@@ -34,15 +34,17 @@ class LokiCollector:
         *,
         limit: int = 5000,
         selector: str = '{namespace="$namespace"}',
+        neighbours: Neighbours | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._client = client
         self._limit = limit
         self._selector = selector
+        self._neighbours = neighbours
 
     async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
-        namespaces = scope_namespaces(incident)
+        namespaces, _, scope_error = await in_scope(incident, window, self._neighbours)
         if not namespaces:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         per_service: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -64,7 +66,8 @@ class LokiCollector:
             collector=self.name,
             status=status,
             items=items,
-            error="; ".join(errors) or (quiet if not items else None),
+            error="; ".join(errors + ([scope_error] if scope_error else []))
+            or (quiet if not items else None),
             duration_s=time.monotonic() - started,
         )
 

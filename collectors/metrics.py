@@ -17,10 +17,12 @@ from collectors.contracts import (
     Evidence,
     EvidenceItem,
     IncidentView,
+    Neighbours,
     TimeWindow,
 )
 from collectors.golden import REQUEST_LABELS, derive
 from collectors.identity import identify, namespace_of
+from collectors.kubernetes.common import in_scope
 from collectors.links import wire_hints
 from collectors.prometheus import expr_from_generator_url, rule_selectors, shift_score
 from collectors.rollup import rollup
@@ -172,8 +174,10 @@ class MetricsCollector:
         selectors: tuple[str, ...] = DEFAULT_SELECTORS,
         lead_s: float = 600,
         golden: bool = True,
+        neighbours: Neighbours | None = None,
     ) -> None:
         self._source = source
+        self._neighbours = neighbours
         self._step = step_s
         # Alerts fire after `for:` durations and evaluation delays: the trouble starts before.
         self._lead = lead_s
@@ -196,6 +200,14 @@ class MetricsCollector:
             }
         )
         queries += [(q, wl) for template in self._selectors for q, wl in expand(template, incident)]
+        # Then the call-graph neighbours' namespaces, last: the alerts' own come first at the cap.
+        _, near, scope_error = await in_scope(incident, window, self._neighbours)
+        queries += [
+            (t.replace("$namespace", ns), "")
+            for ns in near
+            for t in self._selectors
+            if "$namespace" in t and "$workload" not in t
+        ]
         series: dict[tuple[tuple[str, str], ...], Series] = {}
         errors = []
         for q, workload in queries:
@@ -209,11 +221,12 @@ class MetricsCollector:
                 errors.append(str(exc))
             if len(series) > MAX_SERIES:
                 break
+        notes = [scope_error] if scope_error else []  # a narrower look, still a look
         if not series:
             return Evidence(
                 collector=self.name,
                 status="error" if errors else "no_data",
-                error="; ".join(errors) or f"no series for {_shown(q for q, _ in queries)}",
+                error="; ".join(errors + notes) or f"no series for {_shown(q for q, _ in queries)}",
                 duration_s=time.monotonic() - started,
             )
         onset = window.onset.timestamp() - self._lead
@@ -228,7 +241,7 @@ class MetricsCollector:
             collector=self.name,
             status="ok" if items else "no_data",
             items=items,
-            error="; ".join(errors)
+            error="; ".join(errors + notes)
             or (None if items else f"{len(series)} series, none moved at the onset"),
             duration_s=time.monotonic() - started,
             edges=sorted({pair for s in series.values() if (pair := edge_of(s.labels))}),

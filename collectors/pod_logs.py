@@ -7,6 +7,7 @@ import asyncio
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
-from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
-from collectors.kubernetes.common import meta, scope_namespaces, service_of, ts
+from collectors.contracts import Evidence, EvidenceItem, IncidentView, Neighbours, TimeWindow
+from collectors.identity import identify_incident
+from collectors.kubernetes.common import in_scope, meta, service_of, ts
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
 
@@ -77,35 +79,38 @@ class LogsCollector:
     name = "logs"
 
     def __init__(
-        self, source: KubeSource, *, max_pods_per_service: int = 3, tail_lines: int = 2000
+        self,
+        source: KubeSource,
+        *,
+        max_pods_per_service: int = 3,
+        max_services_per_namespace: int = 12,
+        tail_lines: int = 2000,
+        neighbours: Neighbours | None = None,
     ) -> None:
         self._source = source
         self._max_pods = max_pods_per_service
+        self._max_services = max_services_per_namespace
         self._tail = tail_lines
+        self._neighbours = neighbours
 
     async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
-        namespaces = scope_namespaces(incident)
+        namespaces, _, scope_error = await in_scope(incident, window, self._neighbours)
         if not namespaces:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         try:
             pods = [(ns, p) for ns in namespaces for p in await self._source.list("pods", ns)]
         except CollectorError as exc:
             return Evidence(collector=self.name, status="error", error=str(exc))
-        chosen: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for ns, pod in sorted(pods, key=lambda x: str(meta(x[1]).get("name"))):
-            chosen.setdefault(service_of(pod), []).append((ns, pod))
+        alerting = {w.name for w in identify_incident(incident.common_labels, _labels(incident))}
         fetches = []
-        for svc, members in sorted(chosen.items()):
-            for ns, pod in members[: self._max_pods]:
-                statuses = (pod.get("status") or {}).get("containerStatuses") or []
-                for c in (pod.get("spec") or {}).get("containers") or []:
-                    cname = c.get("name", "")
-                    restarted = any(
-                        s.get("name") == cname and s.get("restartCount") for s in statuses
-                    )
-                    for previous in (False, True) if restarted else (False,):
-                        fetches.append((svc, ns, str(meta(pod).get("name")), cname, previous))
+        for svc, ns, pod in chosen_pods(pods, alerting, self._max_services, self._max_pods):
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            for c in (pod.get("spec") or {}).get("containers") or []:
+                cname = c.get("name", "")
+                restarted = any(s.get("name") == cname and s.get("restartCount") for s in statuses)
+                for previous in (False, True) if restarted else (False,):
+                    fetches.append((svc, ns, str(meta(pod).get("name")), cname, previous))
         texts = await asyncio.gather(
             *(
                 self._source.logs(ns, pod, c, previous=prev, tail_lines=self._tail)
@@ -131,15 +136,14 @@ class LogsCollector:
                     item = item.model_copy(update={"detail": detail})
                 items.append(item)
         status = "ok" if items else ("error" if failures and not per_service else "no_data")
+        said = [f"{failures} log stream(s) unavailable"] if failures else []
+        if not items and not failures:
+            said.append(f"no unusual log patterns in {len(fetches)} container log(s)")
         return Evidence(
             collector=self.name,
             status=status,
             items=items,
-            error=f"{failures} log stream(s) unavailable"
-            if failures
-            else None
-            if items
-            else f"no unusual log patterns in {len(fetches)} container log(s)",
+            error="; ".join(said + ([scope_error] if scope_error else [])) or None,
             duration_s=time.monotonic() - started,
         )
 
@@ -225,6 +229,46 @@ class LogsCollector:
                 )
             )
         return sorted(items, key=lambda i: (-i.score, i.id))[:5]
+
+
+def _labels(incident: IncidentView) -> list[Mapping[str, str]]:
+    return [a.labels for a in incident.alerts.values()]
+
+
+def _unhealthy(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Running", "Succeeded"):
+        return True
+    return any(
+        s.get("restartCount") or not s.get("ready", True) or "waiting" in (s.get("state") or {})
+        for s in status.get("containerStatuses") or []
+    )
+
+
+def chosen_pods(
+    pods: list[tuple[str, dict[str, Any]]],
+    alerting: set[str],
+    max_services: int,
+    max_pods: int,
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(service, namespace, pod) whose logs to read: per namespace at most ``max_services``
+    services, those the alerts name first, then those with pods in trouble, then the rest by
+    name; per service at most ``max_pods`` pods, the troubled first. A namespace of 500
+    workloads costs what one of 12 does, and the ones that matter are never the ones left out."""
+    by_service: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for ns, pod in sorted(pods, key=lambda x: str(meta(x[1]).get("name"))):
+        by_service.setdefault((ns, service_of(pod)), []).append(pod)
+    per_ns: dict[str, list[tuple[tuple[bool, bool, str], str, list[dict[str, Any]]]]] = {}
+    for (ns, svc), members in by_service.items():
+        troubled = any(_unhealthy(p) for p in members)
+        rank = (svc not in alerting, not troubled, svc)
+        per_ns.setdefault(ns, []).append((rank, svc, members))
+    out = []
+    for ns in sorted(per_ns):
+        for _, svc, members in sorted(per_ns[ns])[:max_services]:
+            members = sorted(members, key=lambda p: not _unhealthy(p))  # stable: by name within
+            out += [(svc, ns, pod) for pod in members[:max_pods]]
+    return sorted(out, key=lambda x: (x[0], x[1], str(meta(x[2]).get("name"))))
 
 
 def _slug(template: str) -> str:

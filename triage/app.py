@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import aiohttp
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collectors.cache import CachedKubeSource, CachedMetricSource, TTLCache
-from collectors.contracts import Collector
+from collectors.contracts import Collector, Neighbours
 from collectors.loki import LokiCollector
 from collectors.recorded import ScenarioCollector, load_scenarios
 from collectors.sources import ApiKubeSource, PrometheusSource
@@ -122,13 +123,18 @@ def default_collectors(
         CachedMetricSource(PrometheusSource(prom.url, client), cache) if prom.url else None,
         step_s=prom.step_s,
         queries=tuple(prom.queries),
-        logs=LokiCollector(settings.loki.url, client, limit=settings.loki.limit)
+        logs=partial(_loki, settings.loki.url, client, settings.loki.limit)
         if settings.loki.url
         else None,
+        neighbour_namespaces=settings.investigation.neighbour_namespaces,
     )
     if settings.investigation.scenario_dir:
         found.append(ScenarioCollector(load_scenarios(settings.investigation.scenario_dir)))
     return found
+
+
+def _loki(url: str, client: httpx.AsyncClient, limit: int, near: Neighbours | None) -> Collector:
+    return LokiCollector(url, client, limit=limit, neighbours=near)
 
 
 async def _worker_kube(

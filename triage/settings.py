@@ -100,6 +100,12 @@ class InvestigationSettings(BaseModel):
     cache_ttl_s: float = Field(
         30, ge=0, description="Same query from several incidents answered once within this time"
     )
+    neighbour_namespaces: int = Field(
+        4,
+        ge=0,
+        description="Namespaces one call away from the alerts' (mesh or tracing request series) "
+        "also read, at most; 0 = only the alerts' own",
+    )
     prompt_budget_tokens: int = Field(
         4000,
         gt=0,

@@ -1,5 +1,6 @@
-"""The Kubernetes collector: lists each namespace in scope once and hands the objects to every
-evidence family; node trouble is read cluster-wide first, since pods and events point at it."""
+"""The Kubernetes collector: lists each namespace in scope once (the alerts', the cluster's and
+their call-graph neighbours') and hands the objects to every evidence family; node trouble is
+read cluster-wide first, since pods and events point at it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import asyncio
 import time
 from typing import Any
 
-from collectors.contracts import Evidence, EvidenceItem, IncidentView, TimeWindow
+from collectors.contracts import Evidence, EvidenceItem, IncidentView, Neighbours, TimeWindow
 from collectors.kubernetes.autoscalers import autoscalers_at_max
-from collectors.kubernetes.common import scope_namespaces
+from collectors.kubernetes.common import in_scope
 from collectors.kubernetes.config import config_changes, policy_changes
 from collectors.kubernetes.control_plane import control_plane
 from collectors.kubernetes.endpoints import endpointless
@@ -53,12 +54,13 @@ _OPTIONAL_KINDS = (
 class KubernetesCollector:
     name = "kubernetes"
 
-    def __init__(self, source: KubeSource) -> None:
+    def __init__(self, source: KubeSource, neighbours: Neighbours | None = None) -> None:
         self._source = source
+        self._neighbours = neighbours
 
     async def collect(self, incident: IncidentView, window: TimeWindow) -> Evidence:
         started = time.monotonic()
-        namespaces = scope_namespaces(incident)
+        namespaces, _, scope_error = await in_scope(incident, window, self._neighbours)
         if not namespaces:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         items: list[EvidenceItem] = []
@@ -66,7 +68,8 @@ class KubernetesCollector:
         try:
             nodes = await node_conditions(self._source, window)
         except CollectorError as exc:
-            nodes, errors = [], [str(exc)]
+            nodes = []
+            errors.append(str(exc))
         items += nodes
         bad_nodes = {i.subject: i for i in nodes}
         seen: dict[str, dict[str, list[dict[str, Any]]]] = {}  # namespace -> what it listed
@@ -84,12 +87,15 @@ class KubernetesCollector:
         items += control_plane(seen, window)  # the cluster's components: across namespaces
         items.sort(key=lambda i: i.id)
         status = "ok" if items else ("error" if errors else "no_data")
-        quiet = f"no changes, unhealthy pods or warning events in {', '.join(sorted(namespaces))}"
+        if status == "no_data":
+            quiet = "no changes, unhealthy pods or warning events in "
+            errors.append(quiet + ", ".join(sorted(namespaces)))
+        errors += [scope_error] if scope_error else []  # a narrower look, still a look
         return Evidence(
             collector=self.name,
             status=status,
             items=items,
-            error="; ".join(errors) or (quiet if not items else None),
+            error="; ".join(errors) or None,
             duration_s=time.monotonic() - started,
         )
 

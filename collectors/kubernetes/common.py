@@ -9,8 +9,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from collectors.contracts import EvidenceItem, IncidentView, TimeWindow
+from collectors.contracts import EvidenceItem, IncidentView, Neighbours, TimeWindow
 from collectors.identity import helm_name, namespaces_of, pod_owner
+from triage.errors import CollectorError
 
 # What one namespace listed, by resource kind ("deployments", "pods", ...).
 Objects = dict[str, list[dict[str, Any]]]
@@ -37,6 +38,22 @@ def scope_namespaces(incident: IncidentView) -> list[str]:
     for labels in [incident.common_labels, *(a.labels for a in incident.alerts.values())]:
         found |= namespaces_of(labels)
     return sorted(found | set(CLUSTER_NAMESPACES)) if found else []
+
+
+async def in_scope(
+    incident: IncidentView, window: TimeWindow, neighbours: Neighbours | None
+) -> tuple[list[str], list[str], str | None]:
+    """The namespaces to read: the alerts' own and the cluster's, then their call-graph
+    neighbours (also returned alone). Without a call graph the first stand: that is a weaker
+    look, said in the error, not a failed one."""
+    own = scope_namespaces(incident)
+    if not own or neighbours is None:
+        return own, [], None
+    try:
+        near = await neighbours.of([ns for ns in own if ns not in CLUSTER_NAMESPACES], window)
+    except CollectorError as exc:
+        return own, [], str(exc)
+    return own + near, near, None
 
 
 def ts(value: str | None) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from triage_lab.scenarios import KubeObjects, LogStream
 
@@ -90,3 +91,38 @@ async def test_resolver_errors_without_an_address_still_name_the_cluster_dns():
     assert len(found) == 3
     assert all(i.fault_hint == "dns_failure" for i in found)
     assert all("name resolution is served by coredns" in i.detail for i in found)
+
+
+class CountingSource(FileKubeSource):
+    """The files' Kubernetes API, counting whose logs were read."""
+
+    def __init__(self, objects: KubeObjects, logs: list[LogStream]) -> None:
+        super().__init__(objects, logs)
+        self.read: list[str] = []
+
+    async def logs(self, namespace: str, pod: str, *args: Any, **kwargs: Any) -> str:
+        self.read.append(pod)
+        return await super().logs(namespace, pod, *args, **kwargs)
+
+
+async def test_a_namespace_of_many_workloads_reads_the_alerting_and_troubled_ones_first():
+    # 40 workloads in one namespace: logs are read from a bounded number of them, and the one
+    # the alert names and the one whose pod restarts are among them though they sort last.
+    crashing = pod("yak-1", "yak")
+    crashing["status"] = {"containerStatuses": [{"name": "yak", "restartCount": 4}]}
+    pods = [pod(f"svc{n:02d}-{r}", f"svc{n:02d}") for n in range(38) for r in range(2)]
+    objects = KubeObjects(pods=[*pods, crashing, pod("zeta-1", "zeta")])
+    broken = [
+        line(ONSET + timedelta(seconds=10 * i), f"ERROR dial tcp 10.0.0.{i}:5432: refused")
+        for i in range(8)
+    ]
+    logs = [LogStream(namespace="shop", pod="zeta-1", container="zeta", lines=broken)]
+    source = CountingSource(objects, logs)
+    labels = {"alertname": "Errors", "namespace": "shop", "service": "zeta"}
+    incident = firing(labels, ONSET, incident_id="i", fingerprint="f")
+    evidence = await LogsCollector(source, max_services_per_namespace=12).collect(incident, WINDOW)
+    assert [i.subject for i in evidence.items] == ["zeta"]
+    assert {"zeta-1", "yak-1"} <= set(source.read)
+    assert source.read.count("yak-1") == 2  # its current and its previous container
+    services = {p.rsplit("-", 1)[0] for p in source.read}
+    assert len(services) == 12

@@ -13,7 +13,7 @@ import kubernetes.client
 from triage_lab.fakes.kubernetes import KubeApi
 from triage_lab.scenarios import KubeObjects
 
-from collectors.contracts import Evidence, EvidenceItem, TimeWindow
+from collectors.contracts import Evidence, EvidenceItem, Neighbours, TimeWindow
 from collectors.kubernetes import KubernetesCollector
 from collectors.sources import ApiKubeSource
 from triage.analyse.heuristic import HeuristicAnalyzer
@@ -38,6 +38,7 @@ async def collect_kube(
     window: TimeWindow = WINDOW,
     *,
     failing: dict[str, int] | None = None,
+    neighbours: Neighbours | None = None,
 ) -> Evidence:
     """Serves ``objects`` (recorded, or a list sorted by kind) through the API fake, with the
     paths in ``failing`` answering that HTTP status, and runs the collector over them through
@@ -45,7 +46,7 @@ async def collect_kube(
     fake = KubeApi(objects)
     fake.failing.update(failing or {})
     with fake, kubernetes.client.ApiClient(fake.configuration()) as api:
-        return await KubernetesCollector(ApiKubeSource(api)).collect(incident, window)
+        return await KubernetesCollector(ApiKubeSource(api), neighbours).collect(incident, window)
 
 
 def of_kind(evidence: Evidence, kind: str) -> list[EvidenceItem]:
