@@ -191,6 +191,12 @@ def build(
         for i, node in enumerate(nodes):
             pod = _pod(tmpl, "kube-system", ds, rs, i, node)
             _meta(pod)["ownerReferences"][0].update(kind="DaemonSet", name=ds)
+            # What the DaemonSet controller labels its pods with (no pod-template-hash).
+            _meta(pod)["labels"] = {
+                "app": ds,
+                "controller-revision-hash": rs.rsplit("-", 1)[1],
+                "pod-template-generation": "1",
+            }
             out.pods.append(pod)
             pods_by_ns.setdefault("kube-system", []).append((ds, _meta(pod)["name"]))
     # The incident's namespace up to ~20 workloads, then whole namespaces of filler.

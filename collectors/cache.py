@@ -68,11 +68,18 @@ class CachedKubeSource:
         self._cache = cache
 
     async def list(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._cache.get(
-            ("list", resource, namespace, label_selector),
-            lambda: self._inner.list(resource, namespace, label_selector),
+            ("list", resource, namespace, label_selector, field_selector),
+            lambda: self._inner.list(
+                resource, namespace, label_selector, field_selector=field_selector
+            ),
         )
         return result
 

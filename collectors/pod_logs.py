@@ -7,7 +7,6 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,8 +15,17 @@ from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
 from collectors.contracts import Evidence, EvidenceItem, IncidentView, Neighbours, TimeWindow
-from collectors.identity import identify_incident
-from collectors.kubernetes.common import in_scope, meta, service_of, ts
+from collectors.kubernetes.common import (
+    CLUSTER_NAMESPACES,
+    alerting_workloads,
+    cluster_pods,
+    in_scope,
+    in_trouble,
+    meta,
+    nodes_in_question,
+    service_of,
+    ts,
+)
 from collectors.sources import KubeSource
 from triage.errors import CollectorError
 
@@ -98,11 +106,21 @@ class LogsCollector:
         namespaces, _, scope_error = await in_scope(incident, window, self._neighbours)
         if not namespaces:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
+        alerting = alerting_workloads(incident)
         try:
-            pods = [(ns, p) for ns in namespaces for p in await self._source.list("pods", ns)]
+            pods = [
+                (ns, p)
+                for ns in namespaces
+                if ns not in CLUSTER_NAMESPACES
+                for p in await self._source.list("pods", ns)
+            ]
+            # The cluster's per-node agents only on the nodes the apps' pods say matter.
+            near = nodes_in_question([{"pods": [p for _, p in pods]}], alerting)
+            for ns in namespaces:
+                if ns in CLUSTER_NAMESPACES:
+                    pods += [(ns, p) for p in await cluster_pods(self._source, ns, near)]
         except CollectorError as exc:
             return Evidence(collector=self.name, status="error", error=str(exc))
-        alerting = {w.name for w in identify_incident(incident.common_labels, _labels(incident))}
         fetches = []
         for svc, ns, pod in chosen_pods(pods, alerting, self._max_services, self._max_pods):
             statuses = (pod.get("status") or {}).get("containerStatuses") or []
@@ -231,20 +249,6 @@ class LogsCollector:
         return sorted(items, key=lambda i: (-i.score, i.id))[:5]
 
 
-def _labels(incident: IncidentView) -> list[Mapping[str, str]]:
-    return [a.labels for a in incident.alerts.values()]
-
-
-def _unhealthy(pod: dict[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    if status.get("phase") not in (None, "Running", "Succeeded"):
-        return True
-    return any(
-        s.get("restartCount") or not s.get("ready", True) or "waiting" in (s.get("state") or {})
-        for s in status.get("containerStatuses") or []
-    )
-
-
 def chosen_pods(
     pods: list[tuple[str, dict[str, Any]]],
     alerting: set[str],
@@ -260,13 +264,13 @@ def chosen_pods(
         by_service.setdefault((ns, service_of(pod)), []).append(pod)
     per_ns: dict[str, list[tuple[tuple[bool, bool, str], str, list[dict[str, Any]]]]] = {}
     for (ns, svc), members in by_service.items():
-        troubled = any(_unhealthy(p) for p in members)
+        troubled = any(in_trouble(p) for p in members)
         rank = (svc not in alerting, not troubled, svc)
         per_ns.setdefault(ns, []).append((rank, svc, members))
     out = []
     for ns in sorted(per_ns):
         for _, svc, members in sorted(per_ns[ns])[:max_services]:
-            members = sorted(members, key=lambda p: not _unhealthy(p))  # stable: by name within
+            members = sorted(members, key=lambda p: not in_trouble(p))  # stable: by name within
             out += [(svc, ns, pod) for pod in members[:max_pods]]
     return sorted(out, key=lambda x: (x[0], x[1], str(meta(x[2]).get("name"))))
 

@@ -34,7 +34,12 @@ class MetricSource(Protocol):
 
 class KubeSource(Protocol):
     async def list(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
     async def logs(
@@ -236,12 +241,16 @@ class FileMetricSource:
 
 
 def selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
-    """Equality-based label selectors (``a=b,c!=d``), as the API server applies them."""
+    """Equality-based label selectors and existence (``a=b,c!=d,e,!f``), as the API server
+    applies them."""
     if not selector:
         return True
     for term in selector.split(","):
         term = term.strip()
-        if "!=" in term:
+        if term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif "!=" in term:
             k, v = term.split("!=", 1)
             if labels.get(k.strip()) == v.strip():
                 return False
@@ -254,20 +263,46 @@ def selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
     return True
 
 
+def fields_match(selector: str | None, obj: dict[str, Any]) -> bool:
+    """Field selectors (``spec.nodeName=n,status.phase!=Running``), as the API server applies
+    them: a missing field reads as the empty string."""
+    if not selector:
+        return True
+    for term in selector.split(","):
+        negate = "!=" in term
+        path, _, want = term.replace("!=", "=").replace("==", "=").partition("=")
+        value: Any = obj
+        for key in path.strip().split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if (str(value) if value is not None else "") == want.strip():
+            if negate:
+                return False
+        elif not negate:
+            return False
+    return True
+
+
 class FileKubeSource:
     def __init__(self, objects: Any, logs: list[Any]) -> None:
         self._objects = objects  # triage.scenarios.KubeObjects
         self._logs = {(s.namespace, s.pod, s.container, s.previous): s.lines for s in logs}
 
     async def list(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         found = []
         for obj in self._objects.of(resource):
             meta = obj.get("metadata", {})
             if namespace is not None and meta.get("namespace") not in (namespace, None):
                 continue
-            if selector_matches(label_selector, meta.get("labels") or {}):
+            if selector_matches(label_selector, meta.get("labels") or {}) and fields_match(
+                field_selector, obj
+            ):
                 found.append(obj)
         return found
 
@@ -441,9 +476,16 @@ class ApiKubeSource:
                 ) from exc
 
     async def list(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        if field_selector:
+            kwargs["field_selector"] = field_selector
         if resource in _KUBE_CUSTOM:
             group, version = _KUBE_CUSTOM[resource]
             where = (namespace,) if namespace is not None else ()

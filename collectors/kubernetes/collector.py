@@ -8,9 +8,21 @@ import asyncio
 import time
 from typing import Any
 
-from collectors.contracts import Evidence, EvidenceItem, IncidentView, Neighbours, TimeWindow
+from collectors.contracts import (
+    Evidence,
+    EvidenceItem,
+    IncidentView,
+    Neighbours,
+    TimeWindow,
+)
 from collectors.kubernetes.autoscalers import autoscalers_at_max
-from collectors.kubernetes.common import in_scope
+from collectors.kubernetes.common import (
+    CLUSTER_NAMESPACES,
+    alerting_workloads,
+    cluster_pods,
+    in_scope,
+    nodes_in_question,
+)
 from collectors.kubernetes.config import config_changes, policy_changes
 from collectors.kubernetes.control_plane import control_plane
 from collectors.kubernetes.endpoints import endpointless
@@ -73,8 +85,19 @@ class KubernetesCollector:
         items += nodes
         bad_nodes = {i.subject: i for i in nodes}
         seen: dict[str, dict[str, list[dict[str, Any]]]] = {}  # namespace -> what it listed
+        apps = [ns for ns in namespaces if ns not in CLUSTER_NAMESPACES]
         results = await asyncio.gather(
-            *(self._namespace(ns, window, bad_nodes, seen) for ns in namespaces),
+            *(self._namespace(ns, window, bad_nodes, seen) for ns in apps),
+            return_exceptions=True,
+        )
+        # The cluster's namespaces after: their per-node agents are read on the apps' nodes.
+        near = nodes_in_question(seen.values(), alerting_workloads(incident), bad_nodes)
+        results += await asyncio.gather(
+            *(
+                self._namespace(ns, window, bad_nodes, seen, near)
+                for ns in namespaces
+                if ns in CLUSTER_NAMESPACES
+            ),
             return_exceptions=True,
         )
         for result in results:
@@ -105,8 +128,18 @@ class KubernetesCollector:
         window: TimeWindow,
         bad_nodes: dict[str, EvidenceItem],
         seen: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
+        nodes: list[str] | None = None,
     ) -> list[EvidenceItem]:
-        listed = await asyncio.gather(*(self._source.list(k, ns) for k in _KINDS))
+        """One namespace's evidence; ``nodes`` set: a cluster namespace, whose DaemonSets' pods
+        are read on those nodes only."""
+        listed = await asyncio.gather(
+            *(
+                cluster_pods(self._source, ns, nodes)
+                if k == "pods" and nodes is not None
+                else self._source.list(k, ns)
+                for k in _KINDS
+            )
+        )
         objs = dict(zip(_KINDS, listed, strict=True))
         optional = await asyncio.gather(
             *(self._source.list(k, ns) for k in _OPTIONAL_KINDS), return_exceptions=True

@@ -4,13 +4,16 @@ logs collectors (pod_logs, loki) read the same scope and names."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from collectors.contracts import EvidenceItem, IncidentView, Neighbours, TimeWindow
-from collectors.identity import helm_name, namespaces_of, pod_owner
+from collectors.identity import helm_name, identify_incident, namespaces_of, pod_owner
+from collectors.sources import KubeSource
 from triage.errors import CollectorError
 
 # What one namespace listed, by resource kind ("deployments", "pods", ...).
@@ -28,6 +31,10 @@ BACKGROUND_DECAY_S = 1800.0
 CLUSTER_NAMESPACES = ("kube-system",)
 # The kubelet names the Secret a pod could not mount or read; pod states and events both say so.
 MISSING_SECRET = re.compile(r"\bsecrets? \"[^\"]+\" not found", re.IGNORECASE)
+# The DaemonSet controller labels its pods with this (Deployments' and StatefulSets' pods lack
+# it): one per node, so a cluster namespace's grow with the cluster and are listed per node.
+PER_NODE_LABEL = "pod-template-generation"
+NODES_IN_QUESTION = 10
 # The resources that own pods through a pod template.
 WORKLOAD_RESOURCES = ("deployments", "statefulsets", "daemonsets")
 
@@ -54,6 +61,56 @@ async def in_scope(
     except CollectorError as exc:
         return own, [], str(exc)
     return own + near, near, None
+
+
+def alerting_workloads(incident: IncidentView) -> set[str]:
+    """The workloads the alerts are about, by the names ``service_of`` gives their objects."""
+    labels = [a.labels for a in incident.alerts.values()]
+    return {w.name for w in identify_incident(incident.common_labels, labels)}
+
+
+def in_trouble(pod: dict[str, Any]) -> bool:
+    """Not running as it should: pending or failed, a container waiting, unready or restarted."""
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Running", "Succeeded"):
+        return True
+    return any(
+        s.get("restartCount") or not s.get("ready", True) or "waiting" in (s.get("state") or {})
+        for s in status.get("containerStatuses") or []
+    )
+
+
+def nodes_in_question(
+    listed: Iterable[Objects], alerting: set[str], bad_nodes: Iterable[str] = ()
+) -> list[str]:
+    """The nodes whose per-node agents (kube-proxy, the CNI's, the log shipper) may matter: the
+    bad ones, then those of the pods in trouble, of warnings' sources and of the alerting
+    workloads' pods; at most NODES_IN_QUESTION, so a spread-out namespace stays bounded."""
+    ranked: dict[str, int] = {n: 0 for n in bad_nodes}
+    for objs in listed:
+        for pod in objs.get("pods") or []:
+            node = str((pod.get("spec") or {}).get("nodeName") or "")
+            rank = 1 if in_trouble(pod) else 3 if service_of(pod) in alerting else None
+            if node and rank is not None:
+                ranked[node] = min(ranked.get(node, rank), rank)
+        for ev in objs.get("events") or []:
+            host = str((ev.get("source") or {}).get("host") or "")
+            if host and ev.get("type") == "Warning":
+                ranked[host] = min(ranked.get(host, 2), 2)
+    return sorted(ranked, key=lambda n: (ranked[n], n))[:NODES_IN_QUESTION]
+
+
+async def cluster_pods(source: KubeSource, ns: str, nodes: list[str]) -> list[dict[str, Any]]:
+    """A cluster namespace's pods without the share that grows with the cluster: all but the
+    DaemonSets' (one label selector), and the DaemonSets' on ``nodes`` (a field selector each)."""
+    found = await asyncio.gather(
+        source.list("pods", ns, f"!{PER_NODE_LABEL}"),
+        *(
+            source.list("pods", ns, PER_NODE_LABEL, field_selector=f"spec.nodeName={node}")
+            for node in nodes
+        ),
+    )
+    return [pod for batch in found for pod in batch]
 
 
 def ts(value: str | None) -> datetime | None:

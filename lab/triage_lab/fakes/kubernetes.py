@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from collectors.sources import KUBE_PATHS, selector_matches
+from collectors.sources import KUBE_PATHS, fields_match, selector_matches
 from triage_lab.fakes.asgi import AsgiServer
 from triage_lab.scenarios import KubeObjects, LogStream
 
@@ -56,6 +56,44 @@ _LIST_KINDS = {
     "leases": "LeaseList",
 }
 _PLURALS = {kind.removesuffix("List"): plural for plural, kind in _LIST_KINDS.items()}
+
+
+# The fields the API server lets one select on, per resource (besides metadata.name/namespace).
+SELECTABLE_FIELDS = {
+    "pods": {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
+    "events": {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
+}
+
+
+def unsupported_fields(resource: str, selector: str | None) -> str | None:
+    for term in (selector or "").split(","):
+        field = term.replace("!=", "=").partition("=")[0].strip()
+        if field and field not in {"metadata.name", "metadata.namespace"} | SELECTABLE_FIELDS.get(
+            resource, set()
+        ):
+            return field
+    return None
 
 
 def status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -165,11 +203,16 @@ class KubeApi:
             ns = request.path_params.get("namespace")
             name = request.path_params.get("name")
             selector = request.query_params.get("labelSelector")
+            fields = request.query_params.get("fieldSelector")
+            if bad := unsupported_fields(resource, fields):
+                # As the API server answers: only some fields of each kind are indexed.
+                return _answer(400, "BadRequest", f'field label not supported: "{bad}"')
             items = [
                 o
                 for o in self.objects.of(resource)
                 if (ns is None or o.get("metadata", {}).get("namespace") == ns)
                 and selector_matches(selector, o.get("metadata", {}).get("labels") or {})
+                and fields_match(fields, o)
             ]
             if name is not None:
                 found = [o for o in items if o.get("metadata", {}).get("name") == name]
