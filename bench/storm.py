@@ -14,9 +14,10 @@ all suffering one bad rollout of a shared dependency. Storm C: two independent c
 
 Reported per storm: parent incidents (and whether each names its storm's cause), LLM calls per
 parent investigation, top-level Slack posts per channel, alerts that belong to no incident, the
-last draft after the last alert was accepted, and the JSONL sink's last write after the worker's
-last draft. Targets (issue 15): A and B <= 3 parents, C exactly 2 with both causes right, <= 1
-LLM call per parent investigation, <= 3 top-level posts per channel, 0 lost alerts, last draft
+last draft after the last alert was accepted, the JSONL sink's write of the last draft after the
+worker made it, and the storm updates written (groups that attached when no draft would show
+them). Targets (issue 15): A and B <= 3 parents, C exactly 2 with both causes right, <= 1 LLM
+call per parent investigation, <= 3 top-level posts per channel, 0 lost alerts, last draft
 <= 60 s after the last alert, JSONL <= 5 s after the last draft.
 
 Writes bench/results/storm.json. A benchmark, not a test: on a shared 2-core machine every
@@ -164,18 +165,23 @@ def run_storm(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 first = time.time()
                 last_alert = asyncio.run(send(stages[0].base_url, bodies))
                 deadline = time.monotonic() + args.timeout
-                quiet_since, seen = time.monotonic(), -1
+                quiet_since, seen, drafted = time.monotonic(), -1, 0
+                jsonl_mtime: float | None = None
                 while time.monotonic() < deadline:
-                    lines = len(jsonl_lines(jsonl)) if jsonl.exists() else 0
-                    if lines != seen:
-                        quiet_since, seen = time.monotonic(), lines
+                    found = jsonl_lines(jsonl) if jsonl.exists() else []
+                    if len(found) != seen:
+                        quiet_since, seen = time.monotonic(), len(found)
+                    n = sum(1 for r in found if r["delivery"]["kind"] == "draft")
+                    if n != drafted:
+                        # The file's time when its last draft was written: a storm update
+                        # written later, on its own debounce, is no draft waiting.
+                        drafted, jsonl_mtime = n, jsonl.stat().st_mtime
                     durables = ("incidents", "investigations", "deliveries")
                     if time.monotonic() - quiet_since > args.quiet and settled(
                         server.url, durables
                     ):
                         break
                     time.sleep(0.5)
-                jsonl_mtime = jsonl.stat().st_mtime if jsonl.exists() else None
                 states = incident_states(server.url, ids)
                 posts = slack.posts()
                 llm_calls = len(gateway.requests)
@@ -208,6 +214,9 @@ def run_storm(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "causes_right": found == causes,
         "attached_groups": sum(1 for s in states.values() if s.parent_id),
         "drafts": len(drafts),
+        # Groups that attached when no draft would show them (issue 15): the parent's first
+        # message redrawn, no investigation.
+        "storm_updates": sum(1 for r in records if r["delivery"]["kind"] == "storm_update"),
         "llm_calls": llm_calls,
         "llm_calls_per_parent_investigation": round(llm_calls / len(drafts), 3) if drafts else None,
         "reinvestigations": sum(s.reinvestigations for s in states.values()),

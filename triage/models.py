@@ -362,10 +362,11 @@ class MetricSeries(BaseModel):
 
 
 class DeliveryRequest(BaseModel):
-    """Published by workers (drafts) and by the incident stage (resolves) for the notifier."""
+    """Published by workers (drafts), by the incident stage (resolves) and by the correlator
+    (storm updates: a parent's attached groups changed and no draft of it will say so)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    kind: Literal["draft", "resolve"]
+    kind: Literal["draft", "resolve", "storm_update"]
     incident_id: str
     revision: int
     episode: int = 1
@@ -384,6 +385,9 @@ class DeliveryRequest(BaseModel):
         default_factory=dict, description="Alert groups attached to this parent incident"
     )
     notes: list[str] = Field(default_factory=list, description="Groups detached, and why")
+    not_before: datetime | None = Field(
+        None, description="A storm update waits for its debounce window to close"
+    )
 
 
 class DeadLetter(BaseModel):

@@ -22,6 +22,7 @@ from triage.deliver.draft_text import render_text
 from triage.deliver.records import already_delivered, attempt_of, orphan_of
 from triage.deliver.routing import RouteDecision, Router
 from triage.deliver.storm import coalesced, with_teams
+from triage.deliver.storm_update import as_it_stands, deliver_update, remember_draft
 from triage.errors import NotReady, PartialDelivery, PoisonMessage
 from triage.models import Claim, DeliveryRef, DeliveryRequest, IncidentState, utcnow
 from triage.telemetry import Metrics
@@ -116,8 +117,9 @@ def owned(request: DeliveryRequest, route: RouteDecision) -> DeliveryRequest:
 
 
 def delivery_id(request: DeliveryRequest) -> str:
-    """One id per delivery (the webhook's Idempotency-Key): incident, kind, revision."""
-    rev = request.revision if request.kind == "draft" else request.episode
+    """One id per delivery (the webhook's Idempotency-Key): incident, kind, revision (a resolve's
+    episode, a storm update's window)."""
+    rev = request.episode if request.kind == "resolve" else request.revision
     return f"{request.incident_id}.{request.kind}.{rev}"
 
 
@@ -173,6 +175,8 @@ class DeliveryStage:
         structlog.contextvars.bind_contextvars(incident_id=request.incident_id)
         if not self._sinks:
             return "no_sinks"  # this deployment has none of this lane's sinks
+        if request.not_before is not None and (wait := _until(request.not_before)) > 0:
+            raise NotReady("storm update debouncing", delay_s=wait)
         lock = self._locks.get(request.incident_id)
         if lock is None:
             lock = self._locks[request.incident_id] = asyncio.Lock()
@@ -245,8 +249,14 @@ class DeliveryStage:
         state, _ = await self._bus.get_incident(request.incident_id)
         if state is None:
             raise PoisonMessage(f"delivery for unknown incident {request.incident_id}")
+        request = as_it_stands(request, state)
         # Each sink is recorded as soon as it is done, so a retry repeats only the ones that failed.
-        pending = [s for s in self._sinks if not self._delivered(state, request, s.name)]
+        # (A storm update's are kept apart: triage.deliver.storm_update.)
+        pending = [
+            s
+            for s in self._sinks
+            if request.kind == "storm_update" or not self._delivered(state, request, s.name)
+        ]
         if not pending:
             return "duplicate"
         mine = {s.name for s in self._sinks}
@@ -261,6 +271,8 @@ class DeliveryStage:
         route = await with_teams(self._router, route, state, request.severity)
         # Redacted once, here: no sink sees a secret (labels, annotations, links, RCA, evidence).
         request, route = self._redactor.redact_delivery(request, route)
+        if request.kind == "storm_update":
+            return await deliver_update(self._bus, pending, self._metrics, state, request, route)
         for sink in pending:
             # The latest reference says where this incident's thread is (and how far a failed
             # attempt at this very request got).
@@ -302,6 +314,8 @@ class DeliveryStage:
                 raise
             self._metrics.deliveries.labels(sink.name, "ok").inc()
             await self._record(request, sink.name, route, ref, complete=True)
+            if request.kind == "draft" and sink.name in self._paced:
+                await remember_draft(self._bus, request)  # what a storm update redraws
         log.info("delivered", kind=request.kind, channels=route.channels, team=route.team)
         return "delivered"
 
@@ -336,6 +350,10 @@ class DeliveryStage:
             return s
 
         await self._bus.mutate_incident(request.incident_id, record)
+
+
+def _until(at: datetime) -> float:
+    return (at - utcnow()).total_seconds()
 
 
 @contextlib.asynccontextmanager

@@ -43,6 +43,9 @@ def render_text(request: DeliveryRequest, route: RouteDecision) -> str:
     head = f"[{request.severity}] {request.title}  -> {', '.join(route.channels)} ({route.team})"
     if request.kind == "resolve":
         return f"RESOLVED {head}\nincident {request.incident_id} episode {request.episode}\n"
+    if request.kind == "storm_update":
+        lines = storm_lines(request) or ["No attached groups"]
+        return f"STORM {head}\nincident {request.incident_id}\n" + "\n".join(lines) + "\n"
     rca = request.rca
     if rca is None:
         return f"DRAFT {head}\n(no analysis)\n"

@@ -1,20 +1,17 @@
 """Slack delivery: one thread per incident and channel, exactly once as people see it.
 
 The first draft of an episode is a new message; later drafts and the resolve go into its
-thread, and the resolve redraws the parent. Where each message went (channel id and ts) is the
-delivery reference stored on the incident, so a redelivered request updates what was posted
-instead of posting again, also when it failed half way through a list of channels. Messages to
-one channel are paced (Slack allows about one a second); a 429 waits for its Retry-After
-(slack_sdk's retry handler) and anything still failing is redelivered by the bus, never dropped.
+thread, and the resolve redraws the parent (a storm update only redraws it). Where each
+message went (channel id and ts) is the delivery reference stored on the incident, so a
+redelivered request updates what was posted instead of posting again, also when it failed half
+way through a list of channels. Messages to one channel are paced (Slack allows about one a
+second); a 429 waits for its Retry-After (slack_sdk's retry handler) and anything still failing
+is redelivered by the bus, never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,7 +28,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from triage.deliver import slack_blocks as kit
 from triage.deliver.routing import RouteDecision
+from triage.deliver.slack_pacing import ChannelPacer
+from triage.deliver.slack_pacing import SharedChannelPacer as SharedChannelPacer
 from triage.deliver.storm import attached_channels
+from triage.deliver.storm_blocks import storm_parent_blocks
 from triage.errors import DeliveryError, PartialDelivery
 from triage.incidents.correlation import summary
 from triage.models import DeliveryRequest
@@ -97,46 +97,6 @@ def marker(request: DeliveryRequest, channel: str) -> dict[str, Any]:
     }
 
 
-class ChannelPacer:
-    """At most one call per ``interval`` to each channel, in order; other channels go on."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._next: dict[str, float] = {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    @contextlib.asynccontextmanager
-    async def slot(self, channel: str) -> AsyncIterator[None]:
-        async with self._locks[channel]:
-            wait = self._next.get(channel, 0.0) - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._next[channel] = time.monotonic() + self._interval
-
-
-class SharedChannelPacer(ChannelPacer):
-    """The per-channel budget shared by every notifier replica through the bus: each post takes
-    the next free slot of its channel, whichever process sends it."""
-
-    def __init__(self, interval: float, reserve: Callable[[str, float], Awaitable[float]]) -> None:
-        super().__init__(interval)
-        self._reserve = reserve
-
-    @contextlib.asynccontextmanager
-    async def slot(self, channel: str) -> AsyncIterator[None]:
-        if self._interval <= 0:
-            yield
-            return
-        async with self._locks[channel]:  # this process's own posts stay in order
-            wait = await self._reserve(channel, self._interval)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            yield
-
-
 def web_client(
     settings: SlackSettings, token: str, session: aiohttp.ClientSession
 ) -> AsyncWebClient:
@@ -169,6 +129,8 @@ class SlackSink:
         self._routed: dict[str, str] = {}
 
     async def send(self, request: DeliveryRequest, route: RouteDecision, thread: str | None) -> str:
+        if request.kind == "storm_update":
+            return await self._storm(request, route, thread)
         ref = self._start(request, thread)
         teams = attached_channels(route)
         part_of: kit.PartOf | None = None
@@ -291,8 +253,37 @@ class SlackSink:
                 channel, text, blocks, parent.ts if parent else None, marker(request, channel)
             )
         if parent is not None and ref.parent is not None:
-            blocks = kit.resolved_parent_blocks(ref.parent, request.created_at, part_of)
+            info, storm = ref.parent, summary(request.attached)
+            if storm:  # the storm's final count, all of it resolved now
+                info = info.model_copy(update={"headline": kit.headline(request)[:300]})
+            blocks = kit.resolved_parent_blocks(info, request.created_at, part_of, storm)
             await self._update(parent, text, blocks, channel)
+
+    async def _storm(
+        self, request: DeliveryRequest, route: RouteDecision, thread: str | None
+    ) -> str:
+        """A storm update: the first message of each of the episode's threads redrawn with the
+        storm as it stands. Never a new post: a channel without a thread yet (an attached
+        group's team) gets one with the next draft, which lists the groups anyway."""
+        ref = SlackRef.parse(thread)
+        if ref is None or ref.episode != request.episode:
+            return thread or ""
+        teams = attached_channels(route)
+        part_of: kit.PartOf | None = None
+        for channel in [c for c in route.channels if c in ref.parents]:
+            try:
+                if channel in teams and part_of is None:
+                    part_of = await self._part_of(request, route, ref)
+                link = part_of if channel in teams else None
+                text = kit.fallback_text(request, [], link)
+                if request.rca is not None:  # the draft it shows, the storm as it stands
+                    blocks = kit.draft_blocks(request, route, [], reply=False, part_of=link)
+                else:
+                    blocks = storm_parent_blocks(ref.parent, request, link)
+                await self._update(ref.parents[channel], text, blocks, channel)
+            except SLACK_ERRORS as exc:
+                raise DeliveryError(f"slack {channel}: {_describe(exc)}", sink=self.name) from exc
+        return ref.dump()
 
     async def _post(
         self,

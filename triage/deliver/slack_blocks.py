@@ -352,6 +352,8 @@ def fallback_text(
     what = request.rca.summary if request.rca else "no analysis"
     if request.kind == "resolve":
         what = "resolved"
+    elif request.kind == "storm_update" and request.rca is None:
+        what = summary(request.attached) or "no attached groups"
     tail = f" · {part_of.text()}" if part_of is not None else ""
     room = MAX_FALLBACK - _units(tail)
     return tags + clip(esc(f"[{request.severity}] {request.title}: {what}"), room) + tail
@@ -366,15 +368,18 @@ def resolve_reply_blocks(request: DeliveryRequest) -> list[Block]:
 
 
 def resolved_parent_blocks(
-    info: ParentInfo, resolved_at: datetime, part_of: PartOf | None = None
+    info: ParentInfo, resolved_at: datetime, part_of: PartOf | None = None, storm: str = ""
 ) -> list[Block]:
+    """``storm``: the attached groups at the end ("+37 alert groups in 9 services")."""
     conf = f" ({info.confidence:.0%} confidence)" if info.confidence is not None else ""
     when = resolved_at.strftime("%Y-%m-%d %H:%M UTC")
+    groups = f"\n*Attached:* {esc(storm)}, all resolved" if storm else ""
     return [
         header(f"RESOLVED · {info.headline}"),
         *([context(part_of.line())] if part_of is not None else []),
         section(
             f":white_check_mark: *Resolved* at {when}\n*Probable cause*{conf}\n{esc(info.cause)}"
+            + groups
         ),
         feedback_actions(info.incident_id, info.revision, info.analyzer),
         context(

@@ -4,20 +4,25 @@ making it one), detaching it, and the parent's re-investigations and resolve.
 Every change is a compare-and-set: the correlation index first (which parent, decided once for
 all workers), then the group's state, then the parent's; a crash in between is healed by the
 redelivered investigation request, which finds its placement in the index and repeats the rest.
+
+A change of a parent's groups that no draft will carry (its re-investigations used up, a
+follow-up waiting, its own alerts resolved) is published as a storm update: no investigation, at
+most one per ``storm_debounce_s``, delivered with the groups attached by then.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from collectors.contracts import Evidence
 from triage.analyse.heuristic import HeuristicAnalyzer
 from triage.bus.jetstream import Bus
+from triage.bus.limits import VALUE_CHARS, bound_values, truncate
 from triage.incidents import correlation as rule
 from triage.incidents.grouping import IncidentStage, title_of
-from triage.models import RCA, IncidentState, utcnow
+from triage.models import RCA, DeliveryRequest, IncidentState, utcnow
 from triage.settings import IncidentSettings
 from triage.telemetry import Metrics
 
@@ -119,6 +124,8 @@ class Correlator:
             self._metrics.storm_reinvestigations.inc()
         if parent is not None:
             await self._incidents.publish_owed(parent)
+            if asked:  # its groups changed
+                await self._tell_storm(parent)
 
     def _reinvestigate(self, p: IncidentState, now: datetime) -> bool:
         """One more investigation of the parent, unless one is waiting to start (it will see
@@ -152,9 +159,13 @@ class Correlator:
             s.notes.append(f"detached from {parent_id}: {why}")
             return s
 
+        dropped: list[bool] = []
+
         def drop(p: IncidentState | None) -> IncidentState | None:
+            dropped.clear()
             if p is None or state.incident_id not in p.children:
                 return None
+            dropped.append(True)
             del p.children[state.incident_id]
             p.notes.append(note)
             self._reinvestigate(p, now)
@@ -168,3 +179,48 @@ class Correlator:
         log.info("correlation_detached", parent=parent_id, why=why)
         if parent is not None:
             await self._incidents.publish_owed(parent)
+            if dropped:
+                await self._tell_storm(parent)
+
+    async def _tell_storm(self, parent: IncidentState) -> None:
+        """A storm update of ``parent``, unless a draft on its way will show its groups."""
+        if parent.parent_id is not None or drafting(parent):
+            return
+        request, msg_id = storm_update(parent, utcnow(), self._settings.storm_debounce_s)
+        if await self._bus.publish_delivery(request, msg_id):
+            log.info("storm_update_requested", groups=len(parent.children), window=msg_id)
+
+
+def drafting(p: IncidentState) -> bool:
+    """Whether an investigation of ``p`` that has not read its state yet will draft it: one
+    waiting to start, and not a follow-up (which drafts only when the cause changed)."""
+    pending = p.requested_revision > p.investigated_revision
+    claimed = p.claim is not None and p.claim.revision == p.requested_revision
+    follow_up = p.requested_revision == p.follow_up_revision
+    return p.status == "firing" and pending and not claimed and not follow_up
+
+
+def storm_update(
+    parent: IncidentState, now: datetime, window_s: float
+) -> tuple[DeliveryRequest, str]:
+    """The storm update of ``parent`` for the debounce window ``now`` falls in, and its msg id.
+    Every change within one window publishes the same id (JetStream keeps the first); the
+    notifier delivers it once the window has closed, with the groups attached by then. ``now``
+    is read after the parent was stored, so the window's delivery sees the change."""
+    if window_s > 0:
+        window = int(now.timestamp() // window_s) + 1
+        closes = datetime.fromtimestamp(window * window_s, UTC)
+    else:
+        window, closes = int(now.timestamp() * 1000), now
+    request = DeliveryRequest(
+        kind="storm_update",
+        incident_id=parent.incident_id,
+        revision=window,
+        episode=parent.episode,
+        title=truncate(title_of(parent), VALUE_CHARS),
+        labels=bound_values(parent.common_labels),
+        severity=parent.severity(),
+        created_at=now,
+        not_before=closes,
+    )
+    return request, f"{parent.incident_id}.storm_update.{window}"

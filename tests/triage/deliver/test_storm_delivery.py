@@ -244,3 +244,36 @@ async def test_what_reaches_the_team_channel_is_redacted_and_the_permalink_kept(
     [parent] = slack_api.top_level("#cart-oncall")
     [team] = slack_api.top_level("#payments")
     assert permalink(parent.channel, parent.ts) in blocks_text(team.blocks)
+
+
+async def test_without_the_draft_at_hand_an_update_redraws_the_kept_cause_and_the_storm(
+    slack_api: SlackApi,
+):
+    update = DeliveryRequest(
+        kind="storm_update",
+        incident_id="inc-cart",
+        revision=7,
+        title="HighErrorRate on cartservice",
+        labels=draft().labels,
+        severity="critical",
+        created_at=AT,
+        attached=attached(4),
+    )
+    async with aiohttp.ClientSession() as session:
+        s = Slack(slack_api, session).sink
+        ref = await s.send(draft(revision=1), route(), None)
+        assert await s.send(update, route("#cart-oncall", "#elsewhere"), ref) == ref
+        await s.send(resolve().model_copy(update={"attached": attached(5)}), route(), ref)
+    [parent] = slack_api.top_level("#cart-oncall")
+    assert not slack_api.top_level("#elsewhere")  # no thread there: none opened by an update
+    before, after = parent.history[-1]["blocks"], parent.blocks
+    shown = blocks_text(before)
+    assert "(+4 alert groups in 3 services)" in before[0]["text"]["text"]
+    assert "cartservice (bad rollout): Deployment shop/cartservice rolled out" in shown
+    assert "inc-003" in shown and "*draft for review*" in shown
+    assert parent.history[-1]["text"].endswith(": +4 alert groups in 3 services")
+    # The resolve redraws it with the final count.
+    assert after[0]["text"]["text"].startswith("RESOLVED · CRITICAL")
+    assert "(+5 alert groups in 3 services)" in after[0]["text"]["text"]
+    assert "*Attached:* +5 alert groups in 3 services, all resolved" in blocks_text(after)
+    assert len(slack_api.replies(parent)) == 1  # the resolve's reply, nothing for the update
