@@ -22,7 +22,7 @@ from collectors.contracts import (
 )
 from collectors.golden import REQUEST_LABELS, derive
 from collectors.identity import identify, namespace_of
-from collectors.kubernetes.common import in_scope
+from collectors.kubernetes.common import NODE_LABELS, in_scope
 from collectors.links import wire_hints
 from collectors.prometheus import expr_from_generator_url, rule_selectors, shift_score
 from collectors.rollup import rollup
@@ -106,14 +106,11 @@ def subject_of(labels: dict[str, str], metric: str) -> str:
     return service or (edge[1] if edge else "") or (who.name if who else "") or ""
 
 
-_NODE_LABELS = ("node", "kubernetes_node", "nodename", "k8s_node_name")
-
-
 def node_of(labels: dict[str, str]) -> str:
     """The node a series is about, when it is about a node rather than a workload on it."""
     if any(k in labels for k in ("pod", "namespace", "service")):
         return ""
-    return next((labels[k] for k in _NODE_LABELS if labels.get(k)), "")
+    return next((labels[k] for k in NODE_LABELS if labels.get(k)), "")
 
 
 def expand(template: str, incident: IncidentView) -> list[tuple[str, str]]:

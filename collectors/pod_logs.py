@@ -19,10 +19,12 @@ from collectors.kubernetes.common import (
     CLUSTER_NAMESPACES,
     alerting_workloads,
     cluster_pods,
+    daemon_pods,
     in_scope,
     in_trouble,
     meta,
     nodes_in_question,
+    nodes_named,
     service_of,
     ts,
 )
@@ -108,17 +110,22 @@ class LogsCollector:
             return Evidence(collector=self.name, status="no_data", error="alert has no namespace")
         alerting = alerting_workloads(incident)
         try:
-            pods = [
-                (ns, p)
-                for ns in namespaces
-                if ns not in CLUSTER_NAMESPACES
-                for p in await self._source.list("pods", ns)
-            ]
-            # The cluster's per-node agents only on the nodes the apps' pods say matter.
-            near = nodes_in_question([{"pods": [p for _, p in pods]}], alerting)
+            listed = await asyncio.gather(
+                *(
+                    cluster_pods(self._source, ns)
+                    if ns in CLUSTER_NAMESPACES
+                    else self._source.list("pods", ns)
+                    for ns in namespaces
+                )
+            )
+            pods = [(ns, p) for ns, found in zip(namespaces, listed, strict=True) for p in found]
+            # The cluster's per-node agents only on the nodes the pods say matter.
+            near = nodes_in_question(
+                [{"pods": [p for _, p in pods]}], alerting, nodes_named(incident)
+            )
             for ns in namespaces:
                 if ns in CLUSTER_NAMESPACES:
-                    pods += [(ns, p) for p in await cluster_pods(self._source, ns, near)]
+                    pods += [(ns, p) for p in await daemon_pods(self._source, ns, near)]
         except CollectorError as exc:
             return Evidence(collector=self.name, status="error", error=str(exc))
         fetches = []

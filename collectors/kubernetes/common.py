@@ -35,6 +35,8 @@ MISSING_SECRET = re.compile(r"\bsecrets? \"[^\"]+\" not found", re.IGNORECASE)
 # it): one per node, so a cluster namespace's grow with the cluster and are listed per node.
 PER_NODE_LABEL = "pod-template-generation"
 NODES_IN_QUESTION = 10
+# Labels that name a node on alerts (kube-state-metrics' ``node``, and relabelled spellings).
+NODE_LABELS = ("node", "kubernetes_node", "nodename", "k8s_node_name")
 # The resources that own pods through a pod template.
 WORKLOAD_RESOURCES = ("deployments", "statefulsets", "daemonsets")
 
@@ -80,13 +82,20 @@ def in_trouble(pod: dict[str, Any]) -> bool:
     )
 
 
+def nodes_named(incident: IncidentView) -> set[str]:
+    """Nodes the alerts name (kube-state-metrics' ``node``, and its relabelled spellings)."""
+    labels = [incident.common_labels, *(a.labels for a in incident.alerts.values())]
+    return {v for lbls in labels for k in NODE_LABELS if (v := lbls.get(k))}
+
+
 def nodes_in_question(
-    listed: Iterable[Objects], alerting: set[str], bad_nodes: Iterable[str] = ()
+    listed: Iterable[Objects], alerting: set[str], named: Iterable[str] = ()
 ) -> list[str]:
-    """The nodes whose per-node agents (kube-proxy, the CNI's, the log shipper) may matter: the
-    bad ones, then those of the pods in trouble, of warnings' sources and of the alerting
-    workloads' pods; at most NODES_IN_QUESTION, so a spread-out namespace stays bounded."""
-    ranked: dict[str, int] = {n: 0 for n in bad_nodes}
+    """The nodes worth reading, with their per-node agents (kube-proxy, the CNI's, the log
+    shipper): those the alerts name, then those of the pods in trouble, of warnings' sources
+    and of the alerting workloads' pods; at most NODES_IN_QUESTION, so a namespace spread over
+    the whole cluster stays bounded. A dead node is among them: its pods are in trouble."""
+    ranked: dict[str, int] = {n: 0 for n in named}
     for objs in listed:
         for pod in objs.get("pods") or []:
             node = str((pod.get("spec") or {}).get("nodeName") or "")
@@ -100,15 +109,18 @@ def nodes_in_question(
     return sorted(ranked, key=lambda n: (ranked[n], n))[:NODES_IN_QUESTION]
 
 
-async def cluster_pods(source: KubeSource, ns: str, nodes: list[str]) -> list[dict[str, Any]]:
-    """A cluster namespace's pods without the share that grows with the cluster: all but the
-    DaemonSets' (one label selector), and the DaemonSets' on ``nodes`` (a field selector each)."""
+async def cluster_pods(source: KubeSource, ns: str) -> list[dict[str, Any]]:
+    """A cluster namespace's pods but the DaemonSets': their number does not grow with nodes."""
+    return await source.list("pods", ns, f"!{PER_NODE_LABEL}")
+
+
+async def daemon_pods(source: KubeSource, ns: str, nodes: list[str]) -> list[dict[str, Any]]:
+    """A namespace's DaemonSet pods on ``nodes`` only: one field-selected listing per node."""
     found = await asyncio.gather(
-        source.list("pods", ns, f"!{PER_NODE_LABEL}"),
         *(
             source.list("pods", ns, PER_NODE_LABEL, field_selector=f"spec.nodeName={node}")
             for node in nodes
-        ),
+        )
     )
     return [pod for batch in found for pod in batch]
 

@@ -45,7 +45,12 @@ def grown(objects: KubeObjects, nodes: int) -> KubeObjects:
         and "pod-template-generation" in (p["metadata"].get("labels") or {})
     ]
     extra = []
+    template = objects.nodes[0]
+    filler_nodes = []
     for n in range(nodes):
+        node = copy.deepcopy(template)
+        node["metadata"]["name"] = f"filler-{n}.internal"
+        filler_nodes.append(node)
         for agent in agents:
             pod = copy.deepcopy(agent)
             pod["metadata"]["name"] = f"{agent['metadata']['name']}-filler-{n}"
@@ -58,7 +63,9 @@ def grown(objects: KubeObjects, nodes: int) -> KubeObjects:
                 ],
             }
             extra.append(pod)
-    return objects.model_copy(update={"pods": [*objects.pods, *extra]})
+    return objects.model_copy(
+        update={"pods": [*objects.pods, *extra], "nodes": [*objects.nodes, *filler_nodes]}
+    )
 
 
 async def collect(
@@ -92,6 +99,35 @@ async def test_a_grown_cluster_reads_the_same_kube_system_and_names_the_same_age
     nodes = {q["fieldSelector"][0] for q in asked if "fieldSelector" in q}
     assert 0 < len(nodes) <= 10
     assert not any("filler" in n for n in nodes)
+    # Nodes too: read by name, the same ones, never the whole list.
+    node_reads = [r for r in requests if r.split("?")[0] == "/api/v1/nodes"]
+    assert "/api/v1/nodes" not in node_reads
+    read = {parse_qs(urlsplit(r).query)["fieldSelector"][0] for r in node_reads}
+    assert {n.removeprefix("metadata.name=") for n in read} == {
+        n.removeprefix("spec.nodeName=") for n in nodes
+    }
+
+
+async def test_a_node_alert_without_a_namespace_reads_that_node():
+    objects, _, window = case()
+    sick = copy.deepcopy(objects.nodes[0])
+    sick["metadata"]["name"] = "ip-10-0-99-1.internal"
+    sick["status"]["conditions"] = [
+        {
+            "type": "Ready",
+            "status": "Unknown",
+            "reason": "NodeStatusUnknown",
+            "message": "Kubelet stopped posting node status.",
+            "lastTransitionTime": (window.onset - timedelta(minutes=3)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+        }
+    ]
+    objects = objects.model_copy(update={"nodes": [*objects.nodes, sick]})
+    alert = firing({"alertname": "KubeNodeNotReady", "node": "ip-10-0-99-1.internal"}, window.onset)
+    kube, _, _ = await collect(objects, alert, window)
+    (found,) = [i for i in kube.items if i.kind == "node_condition"]
+    assert found.subject == "ip-10-0-99-1.internal" and "Ready=Unknown" in found.summary
 
 
 async def test_the_fake_api_refuses_a_field_it_cannot_select_on_as_the_api_server_does():
