@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios/k8s-faults/k8s-005"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale_cluster import SERIES_PER_POD, WORKLOADS_PER_NAMESPACE, build  # noqa: E402
+from scale_cluster import (  # noqa: E402
+    SCRAPE_S,
+    SERIES_PER_POD,
+    THIN_S,
+    WORKLOADS_PER_NAMESPACE,
+    build,
+)
 
 
 def test_cluster_has_the_size_and_shape_asked_for() -> None:
@@ -35,11 +41,22 @@ def test_cluster_has_the_size_and_shape_asked_for() -> None:
 
 
 def test_cluster_past_the_series_budget_thins_other_namespaces_only() -> None:
+    # Past the budget every series is still there (the index is as large), other namespaces'
+    # with one sample per THIN_S instead of one per scrape.
     scenario = load_scenario(SCENARIO)
-    cluster = build(scenario, 400, 4, max_series=1000, span=(1_775_058_000, 1_775_060_400))
+    span = (1_775_058_000, 1_775_060_400)
+    cluster = build(scenario, 400, 4, max_series=1000, span=span)
     assert cluster.stats["sparse_namespaces"] >= 1
-    assert 'http_requests_total{namespace="billing"' in cluster.openmetrics
-    assert 'http_requests_total{namespace="team-0000"' not in cluster.openmetrics
+    samples: dict[str, dict[str, int]] = {"billing": {}, "team-0000": {}}
+    for line in cluster.openmetrics.splitlines():
+        for ns, seen in samples.items():
+            if line.startswith(f'http_requests_total{{namespace="{ns}"'):
+                series = line.rsplit(" ", 2)[0]
+                seen[series] = seen.get(series, 0) + 1
+    assert samples["billing"] and samples["team-0000"]
+    scrapes = (span[1] - span[0]) // SCRAPE_S
+    assert min(samples["billing"].values()) >= scrapes
+    assert max(samples["team-0000"].values()) <= (span[1] - span[0]) // THIN_S + 2
 
 
 @pytest.mark.slow
