@@ -6,6 +6,7 @@ shared by a storm's incidents through the metrics cache."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 
@@ -51,20 +52,27 @@ class CallGraphNeighbours:
             return []
         pattern = "|".join(sorted(own))
         step = max((window.onset - window.start).total_seconds(), 1.0)
+        asked = [
+            (f'{metric}{{{side}=~"{pattern}"}}', other)
+            for metric, caller, callee in self._conventions
+            for side, other in ((caller, callee), (callee, caller))
+        ]
+        answers = await asyncio.gather(
+            *(self._source.query_range(q, window.start, window.onset, step) for q, _ in asked),
+            return_exceptions=True,
+        )
         edges: Counter[str] = Counter()
         failed: list[str] = []
-        for metric, caller, callee in self._conventions:
-            for side, other in ((caller, callee), (callee, caller)):
-                query = f'{metric}{{{side}=~"{pattern}"}}'
-                try:
-                    found = await self._source.query_range(query, window.start, window.onset, step)
-                except CollectorError as exc:
-                    failed.append(str(exc))
-                    continue
-                for s in found:
-                    ns = s.labels.get(other, "")
-                    if ns and ns not in own and ns not in CLUSTER_NAMESPACES:
-                        edges[ns] += 1
-        if failed and not edges and len(failed) == 2 * len(self._conventions):
+        for (_, other), found in zip(asked, answers, strict=True):
+            if isinstance(found, CollectorError):
+                failed.append(str(found))
+                continue
+            if isinstance(found, BaseException):
+                raise found
+            for s in found:
+                ns = s.labels.get(other, "")
+                if ns and ns not in own and ns not in CLUSTER_NAMESPACES:
+                    edges[ns] += 1
+        if failed and not edges and len(failed) == len(asked):
             raise CollectorError(f"call graph unavailable: {failed[0]}", collector="topology")
         return [ns for ns, _ in sorted(edges.items(), key=lambda e: (-e[1], e[0]))[: self._most]]
