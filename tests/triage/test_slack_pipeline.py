@@ -4,7 +4,6 @@ one thread with a graph, the parent updated on resolve, the delivery recorded on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ from triage.deliver.slack import SlackRef
 from triage.models import incident_id_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
 
 
 def cart_alert(status: str = "firing") -> dict[str, Any]:

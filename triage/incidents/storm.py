@@ -130,11 +130,7 @@ class Correlator:
     def _reinvestigate(self, p: IncidentState, now: datetime) -> bool:
         """One more investigation of the parent, unless one is waiting to start (it will see
         this group) or the cap is reached; debounced so a growing storm is looked at once."""
-        if p.status != "firing":
-            return False
-        pending = p.requested_revision > p.investigated_revision
-        claimed = p.claim is not None and p.claim.revision == p.requested_revision
-        if pending and not claimed:
+        if p.status != "firing" or waiting(p):
             return False
         if p.reinvestigations >= self._settings.storm_reinvestigations:
             return False
@@ -191,13 +187,19 @@ class Correlator:
             log.info("storm_update_requested", groups=len(parent.children), window=msg_id)
 
 
+def waiting(p: IncidentState) -> bool:
+    """Whether an investigation of ``p`` is asked for and no worker has claimed it yet: when it
+    starts, it reads the state as it is then."""
+    pending = p.requested_revision > p.investigated_revision
+    claimed = p.claim is not None and p.claim.revision == p.requested_revision
+    return pending and not claimed
+
+
 def drafting(p: IncidentState) -> bool:
     """Whether an investigation of ``p`` that has not read its state yet will draft it: one
     waiting to start, and not a follow-up (which drafts only when the cause changed)."""
-    pending = p.requested_revision > p.investigated_revision
-    claimed = p.claim is not None and p.claim.revision == p.requested_revision
     follow_up = p.requested_revision == p.follow_up_revision
-    return p.status == "firing" and pending and not claimed and not follow_up
+    return p.status == "firing" and waiting(p) and not follow_up
 
 
 def storm_update(

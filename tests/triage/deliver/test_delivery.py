@@ -37,21 +37,6 @@ routes:
 
 
 @pytest.fixture
-async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    b = Bus(NatsSettings(), nats_server.url, Metrics())
-    await b.connect()
-    await b.declare()
-    yield b
-    await b.close()
-
-
-@pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
-
-
-@pytest.fixture
 async def slack(slack_api: SlackApi) -> AsyncIterator[SlackSink]:
     settings = SlackSettings(base_url=slack_api.url, channel_interval_s=0)
     async with aiohttp.ClientSession() as session:

@@ -306,12 +306,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
-
-
-@pytest.fixture
 def sinks(tmp_path: Path, receiver: Receiver, slack_api: SlackApi) -> Sinks:
     return Sinks(tmp_path, receiver, slack_api, graphs=False)
 

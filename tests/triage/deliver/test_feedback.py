@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.slow
 
 SECRET = "test-signing-secret"
 PATH = "/api/v1/slack/interactions"
-
-
-@pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
 
 
 def signed(body: bytes, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:

@@ -37,12 +37,6 @@ ROUTING = 'default: {team: sre, channels: ["#incidents"]}\n'
 
 
 @pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
-
-
-@pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
     b = Bus(NatsSettings(ack_wait_s=3), nats_server.url, Metrics())
     await b.connect()

@@ -5,7 +5,6 @@ owning attached groups given one thread in its own channel that links to the par
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
@@ -37,12 +36,6 @@ def attached(n: int) -> dict[str, ChildRef]:
         )
         for i in range(n)
     }
-
-
-@pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
 
 
 async def test_the_parent_message_is_edited_with_the_storm_not_posted_again(slack_api: SlackApi):

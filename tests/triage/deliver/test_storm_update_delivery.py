@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from triage_lab.fakes.nats import NatsServer
 from triage_lab.fakes.slack import SlackApi, all_text
 
 from tests.support.drafts import draft, incident
@@ -24,7 +23,7 @@ from triage.deliver.slack import SlackSink, web_client
 from triage.errors import NotReady
 from triage.incidents.storm import drafting, storm_update
 from triage.models import ChildRef, DeliveryRequest, IncidentState
-from triage.settings import NatsSettings, SlackSettings
+from triage.settings import SlackSettings
 from triage.telemetry import Metrics
 
 pytestmark = pytest.mark.slow
@@ -45,21 +44,6 @@ def groups(n: int, title: str = "HighLatency on payments-{i}") -> dict[str, Chil
         )
         for i in range(n)
     }
-
-
-@pytest.fixture
-async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    b = Bus(NatsSettings(), nats_server.url, Metrics())
-    await b.connect()
-    await b.declare()
-    yield b
-    await b.close()
-
-
-@pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
 
 
 class Lanes:

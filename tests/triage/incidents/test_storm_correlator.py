@@ -4,7 +4,6 @@ alike; one that a waiting re-investigation will draft gets none, and nor does a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,21 +15,12 @@ from triage.incidents import correlation as rule
 from triage.incidents.grouping import IncidentStage
 from triage.incidents.storm import Correlator
 from triage.models import RCA, DeliveryRequest, IncidentState, RootCause, Suspect
-from triage.settings import IncidentSettings, NatsSettings
+from triage.settings import IncidentSettings
 from triage.telemetry import Metrics
 
 pytestmark = pytest.mark.slow
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    b = Bus(NatsSettings(), nats_server.url, Metrics())
-    await b.connect()
-    await b.declare()
-    yield b
-    await b.close()
 
 
 def correlator(bus: Bus) -> Correlator:

@@ -4,7 +4,6 @@ message and the JSONL file, with no investigation; its resolve shows the final c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.slow
 
 SERVICES = ["cartservice", "checkoutservice", "paymentservice", "shippingservice", "adservice"]
 PARENT = "frontend"
-
-
-@pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
 
 
 def inc(service: str) -> str:

@@ -106,12 +106,6 @@ class Raw:
 
 
 @pytest.fixture
-async def slack_api() -> AsyncIterator[SlackApi]:
-    async with SlackApi() as api:
-        yield api
-
-
-@pytest.fixture
 async def app(
     nats_server: NatsServer, tmp_path: Path, slack_api: SlackApi
 ) -> AsyncIterator[RunningApp]:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from triage_lab.corpus import log_lines as L
+from triage_lab.corpus.changes import crashloop
 from triage_lab.corpus.model import Pod, Workload
 from triage_lab.corpus.world import World, sec
 
@@ -98,6 +99,51 @@ def system_oom(w: World, wl: Workload, kills: dict[str, list[datetime]]) -> None
             ns="default",
             host=node,
         )
+
+
+def fewer_pods(w: World, svc: str, start: datetime) -> list[str]:
+    """Fewer pods serve after the stalled rollout: errors and latency up to the entry."""
+    rng = w.rng
+    err, lat = rng.uniform(0.07, 0.12), rng.uniform(2.2, 3.0)
+    w.shift(svc, "err", start, add=err)
+    w.shift(svc, "p99", start, mul=lat)
+    overloaded(w, svc, start)
+    path = w.path_to_entry(svc)
+    when = w.propagate(path, start, err=err * 0.9, lat=lat)
+    caller_logs(w, path, when, upstream_5xx(svc) + timeouts(w, svc, 1000))
+    symptoms(w, path, when, "errors")
+    return path
+
+
+def oom_killed(
+    w: World,
+    wl: Workload,
+    p: Pod,
+    kills: dict[str, list[datetime]],
+    *,
+    run: tuple[float, float],
+    first_end: datetime | None = None,
+) -> tuple[list[tuple[datetime, datetime]], list[datetime]]:
+    """``p`` of ``wl``'s current revision OOM-killed again and again from its start: its runs,
+    and its kills so far (also recorded under its node in ``kills``, for ``system_oom``)."""
+    assert p.started is not None
+    runs = crashloop(
+        w,
+        wl,
+        p,
+        p.started,
+        first_end=first_end,
+        startup=startup_lines(wl, wl.current.tag),
+        crash=[],
+        reason="OOMKilled",
+        exit_code=137,
+        run=run,
+        ready_when_running=True,
+    )
+    p.quiet = False
+    ends = [e for _, e in runs if e <= w.now]
+    kills.setdefault(p.node or "", []).extend(ends)
+    return runs, ends
 
 
 def timeouts(w: World, callee: str, budget_ms: int) -> list[str]:

@@ -10,11 +10,7 @@ from typing import Any
 from triage_lab.corpus.changes import rollout
 from triage_lab.corpus.faults._common import (
     at_capacity,
-    caller_logs,
-    overloaded,
-    symptoms,
-    timeouts,
-    upstream_5xx,
+    fewer_pods,
 )
 from triage_lab.corpus.kube import SAFE
 from triage_lab.corpus.kube_workloads import replicas_of
@@ -118,20 +114,6 @@ def _limit_range(w: World, name: str, max_memory: str) -> LimitRangeObj:
     )
     w.limit_ranges.append(lr)
     return lr
-
-
-def fewer_pods(w: World, svc: str, start: datetime) -> list[str]:
-    """Fewer pods serve after the stalled rollout: errors and latency up to the entry."""
-    rng = w.rng
-    err, lat = rng.uniform(0.07, 0.12), rng.uniform(2.2, 3.0)
-    w.shift(svc, "err", start, add=err)
-    w.shift(svc, "p99", start, mul=lat)
-    overloaded(w, svc, start)
-    path = w.path_to_entry(svc)
-    when = w.propagate(path, start, err=err * 0.9, lat=lat)
-    caller_logs(w, path, when, upstream_5xx(svc) + timeouts(w, svc, 1000))
-    symptoms(w, path, when, "errors")
-    return path
 
 
 def quota(w: World, variant: int) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from triage_lab.corpus.changes import crashloop, gitops_sync, rollout
+from triage_lab.corpus.changes import gitops_sync, rollout
 from triage_lab.corpus.faults._common import (
     caller_logs,
-    startup_lines,
+    oom_killed,
     symptoms,
     system_oom,
     timeouts,
@@ -182,22 +182,7 @@ def mass_redeploy_oom(w: World, variant: int) -> None:
     for p in [p for p in wl.pods if p.revision == rev.number]:
         assert p.started is not None
         end = max(w.onset + sec(rng.uniform(-20, 40)), p.started + sec(30))
-        runs = crashloop(
-            w,
-            wl,
-            p,
-            p.started,
-            first_end=end,
-            startup=startup_lines(wl, rev.tag),
-            crash=[],
-            reason="OOMKilled",
-            exit_code=137,
-            run=(90, 240),
-            ready_when_running=True,
-        )
-        p.quiet = False
-        ends = [e for _, e in runs if e <= w.now]
-        kills.setdefault(p.node or "", []).extend(ends)
+        runs, ends = oom_killed(w, wl, p, kills, run=(90, 240), first_end=end)
         first_kill = min(first_kill or ends[0], ends[0])
         floor = need * rng.uniform(0.3, 0.5)
 

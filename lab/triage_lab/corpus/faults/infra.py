@@ -10,10 +10,9 @@ from triage_lab.corpus.cluster_apps import new_pod
 from triage_lab.corpus.faults._common import (
     at_capacity,
     caller_logs,
-    overloaded,
+    fewer_pods,
     symptoms,
     timeouts,
-    upstream_5xx,
 )
 from triage_lab.corpus.model import Pod
 from triage_lab.corpus.noise import bump
@@ -281,14 +280,7 @@ def scheduling(w: World, variant: int) -> None:
             ns=wl.namespace,
         )
     start = t0 + sec(rng.uniform(20, 60))
-    err, lat = rng.uniform(0.07, 0.12), rng.uniform(2.2, 3.0)
-    w.shift(svc, "err", start, add=err)
-    w.shift(svc, "p99", start, mul=lat)
-    overloaded(w, svc, start)
-    path = w.path_to_entry(svc)
-    when = w.propagate(path, start, err=err * 0.9, lat=lat)
-    caller_logs(w, path, when, upstream_5xx(svc) + timeouts(w, svc, 1000))
-    symptoms(w, path, when, "errors")
+    path = fewer_pods(w, svc, start)
     w.set_truth(
         "Deployment", svc, svc, "scheduling", mode, propagation=path, aliases=[f"{svc}-{rev.hash}"]
     )

@@ -13,6 +13,7 @@ from triage_lab.corpus.faults._common import (
     crash_lines,
     degrade,
     image_pull_backoff,
+    oom_killed,
     overloaded,
     refused,
     startup_lines,
@@ -112,22 +113,7 @@ def resource_exhaustion(w: World, variant: int) -> None:
     first_kill = None
     kills: dict[str, list[datetime]] = {}
     for p in pods:
-        assert p.started is not None
-        runs = crashloop(
-            w,
-            wl,
-            p,
-            p.started,
-            startup=startup_lines(wl, rev.tag),
-            crash=[],
-            reason="OOMKilled",
-            exit_code=137,
-            run=(140, 320),
-            ready_when_running=True,
-        )
-        p.quiet = False
-        ends = [e for _, e in runs if e <= w.now]
-        kills.setdefault(p.node or "", []).extend(ends)
+        runs, ends = oom_killed(w, wl, p, kills, run=(140, 320))
         if ends:
             first_kill = min(first_kill or ends[0], ends[0])
         floor = need * rng.uniform(0.35, 0.5)

@@ -9,8 +9,7 @@ from datetime import datetime
 
 from triage_lab.corpus.changes import gitops_sync, rollout
 from triage_lab.corpus.cluster_apps import new_pod
-from triage_lab.corpus.faults._common import caller_logs, symptoms, upstream_5xx
-from triage_lab.corpus.faults.constraints import fewer_pods
+from triage_lab.corpus.faults._common import caller_logs, fewer_pods, symptoms, upstream_5xx
 from triage_lab.corpus.kube import uid
 from triage_lab.corpus.kube_storage import volume_name
 from triage_lab.corpus.kube_templates import template_hash
